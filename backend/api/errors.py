@@ -1,0 +1,71 @@
+"""Exception handlers: every error leaves the API as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+
+from backend.api.problems import problem_response
+from backend.errors import DomainError, InvalidField
+from ninja import NinjaAPI
+from ninja.errors import HttpError, ValidationError
+
+logger = logging.getLogger("duka.api")
+
+# Ninja wraps a body schema under the parameter name; clients know fields, not our parameter names.
+BODY_PARAM = "payload"
+
+
+def _loc(loc: Any) -> list[str | int]:
+    parts = list(loc) if isinstance(loc, list | tuple) else [loc]
+    if len(parts) >= 2 and parts[0] == "body" and parts[1] == BODY_PARAM:
+        del parts[1]
+    return parts
+
+
+def _msg(error: dict[str, Any]) -> str:
+    msg = str(error.get("msg", "invalid value"))
+    return msg.removeprefix("Value error, ")
+
+
+def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = [{"loc": _loc(e.get("loc", [])), "msg": _msg(e)} for e in exc.errors]
+    names = ", ".join(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in errors)
+    return problem_response(
+        422, f"Request validation failed: {names}.", code="validation-error", title="Validation failed",
+        errors=errors,
+    )
+
+
+def _domain(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    errors = None
+    if isinstance(exc, InvalidField):
+        errors = [{"loc": ["body", exc.field], "msg": exc.detail}]
+    return problem_response(exc.status, exc.detail, code=exc.code, title=exc.title, errors=errors)
+
+
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    detail = str(exc.message) if hasattr(exc, "message") else str(exc)
+    if exc.status_code == 400 and detail.startswith("Cannot parse request body"):
+        return problem_response(400, "The request body is not valid JSON.", code="malformed-json")
+    return problem_response(exc.status_code, detail)
+
+
+def _not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return problem_response(404, "No such resource.")
+
+
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Logged with its traceback for operators; the client sees no internals.
+    logger.exception("Unhandled error on %s %s", request.method, request.path)
+    return problem_response(500, "An unexpected error occurred; it has been logged.")
+
+
+def register_error_handlers(api: NinjaAPI) -> None:
+    api.add_exception_handler(ValidationError, _validation)
+    api.add_exception_handler(DomainError, _domain)
+    api.add_exception_handler(HttpError, _http_error)
+    api.add_exception_handler(Http404, _not_found)
+    api.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,74 @@
+"""`Idempotency-Key` handling for POST creates: claim, run the command, remember the response."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from backend.commands.idempotency import (
+    IdempotencyClaim,
+    Replay,
+    claim_key,
+    release_claim,
+    store_response,
+)
+from backend.errors import BadRequest
+from ninja import Schema
+from ninja.responses import NinjaJSONEncoder
+
+HEADER = "Idempotency-Key"
+
+
+def render_json(schema: type[Schema], view: Any) -> str:
+    return json.dumps(schema.model_validate(view, from_attributes=True).model_dump(), cls=NinjaJSONEncoder)
+
+
+def _created(body: str, location: str, *, replayed: bool) -> HttpResponse:
+    response = HttpResponse(body, status=201, content_type="application/json")
+    response["Location"] = location
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _valid_key(key: str) -> str:
+    if not 1 <= len(key) <= 255 or not all(" " <= ch <= "~" for ch in key):
+        raise BadRequest(f"{HEADER} must be 1-255 printable ASCII characters.")
+    return key
+
+
+def create(
+    request: HttpRequest,
+    *,
+    endpoint: str,
+    payload: Schema,
+    execute: Callable[[IdempotencyClaim | None], int],
+    render: Callable[[int], str],
+    location: Callable[[int], str],
+) -> HttpResponse:
+    """Run a create command once per (subject, endpoint, key); repeats get the first response."""
+    raw_key = request.headers.get(HEADER)
+    if raw_key is None:
+        resource_id = execute(None)
+        return _created(render(resource_id), location(resource_id), replayed=False)
+    key = _valid_key(raw_key)
+    fingerprint = hashlib.sha256(
+        json.dumps(payload.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    subject = str(getattr(request.auth, "subject", ""))
+    outcome = claim_key(subject=subject, endpoint=endpoint, key=key, fingerprint=fingerprint)
+    if isinstance(outcome, Replay):
+        body = outcome.body if outcome.body is not None else render(outcome.resource_id)
+        return _created(body, location(outcome.resource_id), replayed=True)
+    try:
+        resource_id = execute(outcome)
+    except BaseException:
+        release_claim(outcome)
+        raise
+    body = render(resource_id)
+    store_response(outcome, body)
+    return _created(body, location(resource_id), replayed=False)

@@ -1,0 +1,75 @@
+"""Request guards and the last line of RFC 9457: no error leaves without a problem document."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from backend.api.problems import PROBLEM_CONTENT_TYPE, problem_response
+
+# OAuth endpoints answer with RFC 6749 error JSON, which clients of /o/ expect.
+_PASSTHROUGH_PREFIXES = ("/o/", "/static/")
+_JSON_PREFIX = "/api/"
+_FORM_PATHS = ("/api/v1/sms/",)  # Africa's Talking posts form-encoded delivery reports
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+_KEEP_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class ProblemDetailsMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        refused = self._refuse(request)
+        response = refused if refused is not None else self.get_response(request)
+        if response.status_code >= 400 and not request.path.startswith(_PASSTHROUGH_PREFIXES):
+            content_type = response.get("Content-Type", "")
+            if not content_type.startswith(PROBLEM_CONTENT_TYPE):
+                return self._as_problem(response)
+        return response
+
+    def _refuse(self, request: HttpRequest) -> HttpResponse | None:
+        """Reject oversized and non-JSON bodies before anything reads them."""
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return problem_response(400, "Content-Length is not a number.")
+        if length > settings.MAX_REQUEST_BODY_BYTES:
+            return problem_response(
+                413, f"The request body is larger than {settings.MAX_REQUEST_BODY_BYTES} bytes."
+            )
+        if (
+            length > 0
+            and request.method in _BODY_METHODS
+            and request.path.startswith(_JSON_PREFIX)
+            and not request.path.startswith(_FORM_PATHS)
+            and not _is_json(request.META.get("CONTENT_TYPE", ""))
+        ):
+            return problem_response(415, "The request body must be JSON (Content-Type: application/json).")
+        return None
+
+    @staticmethod
+    def _as_problem(response: HttpResponse) -> HttpResponse:
+        status = response.status_code
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        details = {
+            400: "The request could not be understood (check the Host header and the request syntax).",
+            404: "No such resource.",
+            405: "This method is not allowed on this resource.",
+        }
+        problem = problem_response(status, details.get(status, phrase))
+        for name in _KEEP_HEADERS:
+            if name in response:
+                problem[name] = response[name]
+        return problem

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from backend.api import idempotency
+from backend.api.auth import require
+from backend.api.schemas.common import Cursor, Limit
+from backend.api.schemas.customers import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
+from backend.commands import customers as commands
+from backend.queries import customers as queries
+from backend.queries.pagination import Page
+from ninja import Router
+
+router = Router(tags=["customers"])
+READ = require("customers:read")
+WRITE = require("customers:write")
+
+
+def _location(customer_id: int) -> str:
+    return f"/api/v1/customers/{customer_id}/"
+
+
+def _render(customer_id: int) -> str:
+    return idempotency.render_json(CustomerOut, queries.get_customer(customer_id))
+
+
+@router.post("/", response={201: CustomerOut}, auth=WRITE, url_name="customers")
+def create_customer(request: HttpRequest, payload: CustomerIn) -> HttpResponse:
+    """Create a customer. Send `Idempotency-Key` to make retries safe."""
+    return idempotency.create(
+        request,
+        endpoint="customers.create",
+        payload=payload,
+        execute=lambda claim: commands.create_customer(commands.CreateCustomer(**payload.dict()), idempotency=claim),
+        render=_render,
+        location=_location,
+    )
+
+
+@router.get("/", response=CustomerPage, auth=READ, url_name="customer_list")
+def list_customers(
+    request: HttpRequest,
+    code: str | None = None,
+    search: str | None = None,
+    cursor: Cursor | None = None,
+    limit: Limit = 50,
+) -> Page[queries.CustomerRead]:
+    """Customers by ascending id. `code` is an exact match and `search` a substring of name or code, both ignoring case."""
+    return queries.list_customers(code=code, search=search, cursor=cursor, limit=limit)
+
+
+@router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="customer")
+def get_customer(request: HttpRequest, customer_id: int) -> queries.CustomerRead:
+    return queries.get_customer(customer_id)
+
+
+@router.put("/{id:customer_id}/", response=CustomerOut, auth=WRITE, url_name="customer_replace")
+def replace_customer(request: HttpRequest, customer_id: int, payload: CustomerIn) -> queries.CustomerRead:
+    """Replace every field; all are required."""
+    commands.replace_customer(commands.ReplaceCustomer(customer_id=customer_id, **payload.dict()))
+    return queries.get_customer(customer_id)
+
+
+@router.patch("/{id:customer_id}/", response=CustomerOut, auth=WRITE, url_name="customer_patch")
+def patch_customer(request: HttpRequest, customer_id: int, payload: CustomerPatch) -> queries.CustomerRead:
+    """Change any subset of the fields."""
+    commands.patch_customer(commands.PatchCustomer(customer_id=customer_id, **payload.dict(exclude_unset=True)))
+    return queries.get_customer(customer_id)
+
+
+@router.delete("/{id:customer_id}/", response={204: None}, auth=WRITE, url_name="customer_delete")
+def delete_customer(request: HttpRequest, customer_id: int) -> tuple[int, None]:
+    """Delete a customer without orders (409 otherwise). Its code may then be reused."""
+    commands.delete_customer(commands.DeleteCustomer(customer_id=customer_id))
+    return 204, None

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from backend.api import idempotency
+from backend.api.auth import require
+from backend.api.schemas.common import AwareDatetime, Cursor, Limit, ResourceId
+from backend.api.schemas.orders import OrderIn, OrderOut, OrderPage
+from backend.commands import orders as commands
+from backend.queries import orders as queries
+from backend.queries.pagination import Page
+from ninja import Router
+
+router = Router(tags=["orders"])
+READ = require("orders:read")
+WRITE = require("orders:write")
+
+
+def _location(order_id: int) -> str:
+    return f"/api/v1/orders/{order_id}/"
+
+
+def _render(order_id: int) -> str:
+    return idempotency.render_json(OrderOut, queries.get_order(order_id))
+
+
+@router.post("/", response={201: OrderOut}, auth=WRITE, url_name="orders")
+def place_order(request: HttpRequest, payload: OrderIn) -> HttpResponse:
+    """Place an order; the customer's SMS is queued in the same transaction and sent asynchronously."""
+    return idempotency.create(
+        request,
+        endpoint="orders.create",
+        payload=payload,
+        execute=lambda claim: commands.place_order(commands.PlaceOrder(**payload.dict()), idempotency=claim),
+        render=_render,
+        location=_location,
+    )
+
+
+@router.get("/", response=OrderPage, auth=READ, url_name="order_list")
+def list_orders(
+    request: HttpRequest,
+    customer_id: ResourceId | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    cursor: Cursor | None = None,
+    limit: Limit = 50,
+) -> Page[queries.OrderRead]:
+    """Orders newest first. `since` is inclusive and `until` exclusive (RFC 3339)."""
+    return queries.list_orders(customer_id=customer_id, since=since, until=until, cursor=cursor, limit=limit)
+
+
+@router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="order")
+def get_order(request: HttpRequest, order_id: int) -> queries.OrderRead:
+    return queries.get_order(order_id)

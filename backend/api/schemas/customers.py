@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
+
+from backend.api.schemas.common import InputSchema
+from backend.commands.phone import normalize_phone_number
+from ninja import Schema
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Code = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$"),
+    Field(description="1-32 characters of A-Z, a-z, 0-9, `_` and `-`; unique ignoring case."),
+]
+Phone = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(normalize_phone_number),
+    Field(description="Any common notation; numbers without `+` use SMS_DEFAULT_REGION. Returned as E.164."),
+]
+
+
+class CustomerIn(InputSchema):
+    name: Name
+    code: Code
+    phone_number: Phone
+
+
+class CustomerPatch(InputSchema):
+    name: Name | None = None
+    code: Code | None = None
+    phone_number: Phone | None = None
+
+    @field_validator("name", "code", "phone_number", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+class CustomerOut(Schema):
+    id: int
+    name: str
+    code: str
+    phone_number: str
+    created_at: datetime
+    updated_at: datetime
+    order_count: int
+    total_amount: Decimal = Field(description="Decimal string with two places.")
+    last_order_at: datetime | None
+
+
+class CustomerPage(Schema):
+    items: list[CustomerOut]
+    next_cursor: str | None

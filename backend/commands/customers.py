@@ -1,0 +1,115 @@
+"""Customer command handlers: each is one transaction that writes the table and its projection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from backend.commands.clock import now_ms
+from backend.commands.idempotency import IdempotencyClaim, complete_claim
+from backend.commands.models import Customer
+from backend.commands.phone import normalize_phone_number
+from backend.errors import Conflict, InvalidField, NotFound
+from backend.queries import projections
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateCustomer:
+    name: str
+    code: str
+    phone_number: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplaceCustomer:
+    customer_id: int
+    name: str
+    code: str
+    phone_number: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatchCustomer:
+    """Fields left as None are unchanged."""
+
+    customer_id: int
+    name: str | None = None
+    code: str | None = None
+    phone_number: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteCustomer:
+    customer_id: int
+
+
+def _phone(raw: str) -> str:
+    try:
+        return normalize_phone_number(raw)
+    except ValueError as exc:
+        raise InvalidField("phone_number", str(exc)) from None
+
+
+def _save(customer: Customer, *, created: bool) -> None:
+    """Write the row inside a savepoint so a duplicate code becomes a 409, not a broken transaction."""
+    try:
+        with transaction.atomic():
+            customer.save(force_insert=created, force_update=not created)
+    except IntegrityError:
+        raise Conflict(f"A customer with code {customer.code!r} already exists.") from None
+    projections.apply_customer_saved(customer, created=created)
+
+
+@transaction.atomic(durable=True)
+def create_customer(cmd: CreateCustomer, *, idempotency: IdempotencyClaim | None = None) -> int:
+    now = now_ms()
+    customer = Customer(
+        name=cmd.name.strip(), code=cmd.code, phone_number=_phone(cmd.phone_number), created_at=now, updated_at=now
+    )
+    _save(customer, created=True)
+    if idempotency is not None:
+        complete_claim(idempotency, resource_id=customer.pk)
+    return customer.pk
+
+
+def _locked(customer_id: int) -> Customer:
+    try:
+        return Customer.objects.select_for_update().get(pk=customer_id)
+    except Customer.DoesNotExist:
+        raise NotFound(f"Customer {customer_id} does not exist.") from None
+
+
+@transaction.atomic(durable=True)
+def replace_customer(cmd: ReplaceCustomer) -> int:
+    customer = _locked(cmd.customer_id)
+    customer.name = cmd.name.strip()
+    customer.code = cmd.code
+    customer.phone_number = _phone(cmd.phone_number)
+    customer.updated_at = now_ms()
+    _save(customer, created=False)
+    return customer.pk
+
+
+@transaction.atomic(durable=True)
+def patch_customer(cmd: PatchCustomer) -> int:
+    customer = _locked(cmd.customer_id)
+    if cmd.name is not None:
+        customer.name = cmd.name.strip()
+    if cmd.code is not None:
+        customer.code = cmd.code
+    if cmd.phone_number is not None:
+        customer.phone_number = _phone(cmd.phone_number)
+    customer.updated_at = now_ms()
+    _save(customer, created=False)
+    return customer.pk
+
+
+@transaction.atomic(durable=True)
+def delete_customer(cmd: DeleteCustomer) -> None:
+    customer = _locked(cmd.customer_id)
+    # The customer row is locked, so no order can be placed for it between this check and the delete.
+    if customer.orders.exists():
+        raise Conflict(f"Customer {cmd.customer_id} has orders and cannot be deleted.")
+    customer.delete()
+    projections.apply_customer_deleted(cmd.customer_id)

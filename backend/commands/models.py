@@ -1,0 +1,106 @@
+"""Write tables: the source of truth. Reads never touch them (see `backend.queries.models`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models.functions import Lower
+
+AMOUNT_MAX_DIGITS = 12  # 10 before the point, 2 after: largest 9999999999.99
+AMOUNT_DECIMAL_PLACES = 2
+NAME_MAX_LENGTH = 200
+CODE_MAX_LENGTH = 32
+ITEM_MAX_LENGTH = 200
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
+    code = models.CharField(max_length=CODE_MAX_LENGTH)
+    phone_number = models.CharField(max_length=16, help_text="E.164")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "customers"
+        constraints = [
+            # Case-insensitive uniqueness is enforced by the database, not by a racy pre-check.
+            models.UniqueConstraint(Lower("code"), name="customers_code_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.name})"
+
+
+class Order(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    item = models.CharField(max_length=ITEM_MAX_LENGTH)
+    amount = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
+    time = models.DateTimeField()
+
+    class Meta:
+        db_table = "orders"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=Decimal("0")), name="orders_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.item}"
+
+
+class SmsStatus(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class SmsNotification(models.Model):
+    """Transactional outbox row: written with its order, sent by the worker after commit."""
+
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="sms")
+    recipient = models.CharField(max_length=16)
+    text = models.CharField(max_length=160)
+    status = models.CharField(max_length=16, choices=SmsStatus.choices, default=SmsStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    gateway_message_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    cost = models.CharField(max_length=32, blank=True, default="")
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "sms_notifications"
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                name="sms_pending_idx",
+                condition=models.Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"SMS for order {self.order_id}: {self.status}"
+
+
+class IdempotencyRecord(models.Model):
+    """One `Idempotency-Key` per (subject, endpoint); completed in the same transaction as its write."""
+
+    subject = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of the canonical request body")
+    resource_id = models.BigIntegerField(null=True)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.TextField(null=True, help_text="first response body, replayed verbatim")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "idempotency_records"
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "endpoint", "key"], name="idempotency_unique_key"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.key}"

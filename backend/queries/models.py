@@ -1,0 +1,53 @@
+"""Projection tables: denormalised read models, kept exact in each command's transaction."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class CustomerView(models.Model):
+    id = models.BigIntegerField(primary_key=True)
+    name = models.CharField(max_length=200)
+    code = models.CharField(max_length=32)
+    phone_number = models.CharField(max_length=16)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    order_count = models.BigIntegerField(default=0)
+    total_amount = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("0.00"))
+    last_order_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "customer_view"
+        indexes = [models.Index(Lower("code"), name="customer_view_code_idx")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class OrderView(models.Model):
+    id = models.BigIntegerField(primary_key=True)
+    customer_id = models.BigIntegerField()
+    customer_code = models.CharField(max_length=32)
+    customer_name = models.CharField(max_length=200)
+    item = models.CharField(max_length=200)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    time = models.DateTimeField()
+    sms_status = models.CharField(max_length=16)
+
+    class Meta:
+        db_table = "order_view"
+        indexes = [
+            models.Index(models.F("time").desc(), models.F("id").desc(), name="order_view_time_idx"),
+            models.Index(
+                "customer_id",
+                models.F("time").desc(),
+                models.F("id").desc(),
+                name="order_view_customer_time_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.id}"

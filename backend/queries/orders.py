@@ -1,0 +1,75 @@
+"""Order queries, served from the `order_view` projection, newest first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Q
+from django.utils.dateparse import parse_datetime
+
+from backend.errors import BadRequest, NotFound
+from backend.queries.models import OrderView
+from backend.queries.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRead:
+    id: int
+    customer_id: int
+    customer_code: str
+    customer_name: str
+    item: str
+    amount: Decimal
+    time: datetime
+    sms_status: str
+
+
+_FIELDS = [f.name for f in fields(OrderRead)]
+
+
+def get_order(order_id: int) -> OrderRead:
+    row = OrderView.objects.filter(id=order_id).values(*_FIELDS).first()
+    if row is None:
+        raise NotFound(f"Order {order_id} does not exist.")
+    return OrderRead(**row)
+
+
+def _cursor_key(key: list[object]) -> tuple[datetime, int]:
+    if len(key) == 2 and isinstance(key[0], str) and isinstance(key[1], int):
+        time = parse_datetime(key[0])
+        if time is not None:
+            return time, key[1]
+    raise BadRequest("The cursor is malformed.")
+
+
+def list_orders(
+    *,
+    customer_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[OrderRead]:
+    """Orders by (time, id) descending; `since` inclusive, `until` exclusive."""
+    filters = {"customer_id": customer_id, "since": since, "until": until}
+    qs = OrderView.objects.all()
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    if since is not None:
+        qs = qs.filter(time__gte=since)
+    if until is not None:
+        qs = qs.filter(time__lt=until)
+    if cursor is not None:
+        time, last_id = _cursor_key(decode_cursor(cursor, "orders", filters))
+        # `time <= t` lets the (time, id) index start the scan at the cursor; the OR only filters
+        # the rows that share its timestamp. A page costs the same at any depth.
+        qs = qs.filter(Q(time__lte=time) & (Q(time__lt=time) | Q(id__lt=last_id)))
+    rows = list(qs.order_by("-time", "-id").values(*_FIELDS)[: limit + 1])
+    items = [OrderRead(**row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor("orders", filters, [last.time.isoformat(), last.id])
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,203 @@
+"""Django settings: every value comes from the environment (and a `.env` file when present).
+
+Misconfiguration raises ``ImproperlyConfigured`` with one line naming the variable, so that every
+process type (release, web, worker) refuses to start instead of failing later.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import dj_database_url
+import phonenumbers
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+from backend.issuer.conf import check_issuer_url, oauth2_provider_settings
+from backend.settings.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+# The real environment wins over `.env`, so an operator can always override a file on disk.
+load_dotenv(BASE_DIR / ".env", override=False)
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if SECRET_KEY is None:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off (set DJANGO_DEBUG=1 for development)"
+        )
+    SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS",
+    ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else ["localhost", "127.0.0.1", "[::1]"],
+)
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+    "oauth2_provider",
+    "ninja",
+    "django_prometheus",
+    "backend.commands",
+    "backend.queries",
+    "backend.issuer",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "backend.api.middleware.ProblemDetailsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "backend.urls"
+WSGI_APPLICATION = "backend.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+# --- Database ---------------------------------------------------------------------------------
+
+_ENGINES = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+
+
+def _database(url: str) -> dict:
+    try:
+        config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {exc}") from None
+    engine = _ENGINES.get(config.get("ENGINE", ""))
+    if engine is None:
+        raise ImproperlyConfigured("DATABASE_URL must start with postgres:// or sqlite:///")
+    config["ENGINE"] = engine
+    if engine.endswith("sqlite3"):
+        # IMMEDIATE avoids lock-upgrade deadlocks between web threads and the in-process worker.
+        config["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        config["CONN_MAX_AGE"] = 0
+    else:
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    return config
+
+
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Time, static files -----------------------------------------------------------------------
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+USE_I18N = False
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Swagger UI assets come from the installed `ninja` app, so no collectstatic step is needed.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Bodies over 1 MiB are refused with 413 before they are read (see ProblemDetailsMiddleware).
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+
+# --- Broker -----------------------------------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL is not None and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://")
+
+# --- OpenID Connect ---------------------------------------------------------------------------
+
+OIDC_ISSUER = env_str("OIDC_ISSUER")
+if OIDC_ISSUER is not None:
+    # Kept verbatim: `iss` must match it exactly, trailing slash included.
+    if not OIDC_ISSUER.startswith(("https://", "http://")):
+        raise ImproperlyConfigured("OIDC_ISSUER must be an http(s) URL")
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET")
+OIDC_AUDIENCE = env_str("OIDC_AUDIENCE") or OIDC_CLIENT_ID
+if OIDC_AUDIENCE is None:
+    if OIDC_ISSUER is not None:
+        raise ImproperlyConfigured(
+            "OIDC_AUDIENCE (or OIDC_CLIENT_ID) must be set when OIDC_ISSUER points at an external issuer"
+        )
+    OIDC_AUDIENCE = "duka"
+
+_ALLOWED_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+OIDC_ALGORITHMS = env_list("OIDC_ALGORITHMS", ["RS256", "ES256"])
+for _alg in OIDC_ALGORITHMS:
+    if _alg not in _ALLOWED_ALGORITHMS:
+        raise ImproperlyConfigured(
+            f"OIDC_ALGORITHMS contains {_alg!r}; only asymmetric algorithms are accepted "
+            f"({', '.join(sorted(_ALLOWED_ALGORITHMS))})"
+        )
+if not OIDC_ALGORITHMS:
+    raise ImproperlyConfigured("OIDC_ALGORITHMS must name at least one algorithm")
+
+# Built-in issuer (django-oauth-toolkit at /o/), used when OIDC_ISSUER is unset. Its issuer URL
+# is pinned to DUKA_PUBLIC_URL + "/o" (the URL clients reach this service at).
+DUKA_PUBLIC_URL = (env_str("DUKA_PUBLIC_URL") or f"http://localhost:{env_str('PORT', '8000')}").rstrip("/")
+if not DUKA_PUBLIC_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured("DUKA_PUBLIC_URL must be an http(s) URL such as https://duka.example.com")
+if OIDC_ISSUER is not None:
+    check_issuer_url(OIDC_ISSUER, name="OIDC_ISSUER")
+OAUTH2_PROVIDER = oauth2_provider_settings(
+    public_url=DUKA_PUBLIC_URL,
+    private_key_pem=env_str("OIDC_RSA_PRIVATE_KEY"),
+    debug=DEBUG,
+    dev_key_path=BASE_DIR / ".oidc_dev_key.pem",
+    external_issuer=OIDC_ISSUER,
+)
+
+# --- SMS --------------------------------------------------------------------------------------
+
+AFRICAS_TALKING_USERNAME = env_str("AFRICAS_TALKING_USERNAME")
+AFRICAS_TALKING_API_KEY = env_str("AFRICAS_TALKING_API_KEY")
+AFRICAS_TALKING_SENDER_ID = env_str("AFRICAS_TALKING_SENDER_ID")
+AFRICAS_TALKING_API_URL = env_str("AFRICAS_TALKING_API_URL")
+if (AFRICAS_TALKING_USERNAME is None) != (AFRICAS_TALKING_API_KEY is None):
+    raise ImproperlyConfigured(
+        "AFRICAS_TALKING_USERNAME and AFRICAS_TALKING_API_KEY must be set together"
+    )
+SMS_DEFAULT_REGION = (env_str("SMS_DEFAULT_REGION") or "KE").upper()
+if SMS_DEFAULT_REGION not in phonenumbers.SUPPORTED_REGIONS:
+    raise ImproperlyConfigured(
+        f"SMS_DEFAULT_REGION must be an ISO 3166 region code such as KE, got {SMS_DEFAULT_REGION!r}"
+    )
+SMS_CALLBACK_TOKEN = env_str("SMS_CALLBACK_TOKEN")
+
+# --- Operations -------------------------------------------------------------------------------
+
+SENTRY_DSN = env_str("SENTRY_DSN")
+METRICS_PORT = env_int("METRICS_PORT", 9191, minimum=1)
+RATE_LIMIT_WRITES = env_str("RATE_LIMIT_WRITES")
+if RATE_LIMIT_WRITES is not None and not re.fullmatch(r"[1-9]\d*/[smhd]", RATE_LIMIT_WRITES):
+    raise ImproperlyConfigured(
+        f"RATE_LIMIT_WRITES must look like 100/m (count per s, m, h or d), got {RATE_LIMIT_WRITES!r}"
+    )
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
