@@ -5,7 +5,7 @@ from backend.api.views import bad_request, not_found, server_error
 
 urlpatterns = [
     path("api/v1/", api.urls),
-    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    path("o/", include("backend.issuer.urls")),  # built-in issuer; empty when OIDC_ISSUER is set
     path("", include("django_prometheus.urls")),
 ]
 
