@@ -8,13 +8,13 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import register_converter
+from ninja import NinjaAPI
+from ninja.parser import Parser
 
 from backend.api.auth import register_auth_error_handlers
 from backend.api.errors import register_error_handlers
 from backend.api.routers.customers import router as customers_router
 from backend.api.routers.orders import router as orders_router
-from ninja import NinjaAPI
-from ninja.parser import Parser
 
 
 class IdConverter:

@@ -6,11 +6,11 @@ import logging
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import HttpError, ValidationError
 
 from backend.api.problems import problem_response
 from backend.errors import DomainError, InvalidField
-from ninja import NinjaAPI
-from ninja.errors import HttpError, ValidationError
 
 logger = logging.getLogger("duka.api")
 
@@ -34,7 +34,10 @@ def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     errors = [{"loc": _loc(e.get("loc", [])), "msg": _msg(e)} for e in exc.errors]
     names = ", ".join(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in errors)
     return problem_response(
-        422, f"Request validation failed: {names}.", code="validation-error", title="Validation failed",
+        422,
+        f"Request validation failed: {names}.",
+        code="validation-error",
+        title="Validation failed",
         errors=errors,
     )
 

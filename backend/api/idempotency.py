@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from ninja import Schema
+from ninja.responses import NinjaJSONEncoder
 
 from backend.commands.idempotency import (
     IdempotencyClaim,
@@ -17,14 +19,14 @@ from backend.commands.idempotency import (
     store_response,
 )
 from backend.errors import BadRequest
-from ninja import Schema
-from ninja.responses import NinjaJSONEncoder
 
 HEADER = "Idempotency-Key"
 
 
 def render_json(schema: type[Schema], view: Any) -> str:
-    return json.dumps(schema.model_validate(view, from_attributes=True).model_dump(), cls=NinjaJSONEncoder)
+    return json.dumps(
+        schema.model_validate(view, from_attributes=True).model_dump(), cls=NinjaJSONEncoder
+    )
 
 
 def _created(body: str, location: str, *, replayed: bool) -> HttpResponse:

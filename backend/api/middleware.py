@@ -20,7 +20,9 @@ _KEEP_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
 
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 class ProblemDetailsMiddleware:
@@ -53,7 +55,9 @@ class ProblemDetailsMiddleware:
             and not request.path.startswith(_FORM_PATHS)
             and not _is_json(request.META.get("CONTENT_TYPE", ""))
         ):
-            return problem_response(415, "The request body must be JSON (Content-Type: application/json).")
+            return problem_response(
+                415, "The request body must be JSON (Content-Type: application/json)."
+            )
         return None
 
     @staticmethod

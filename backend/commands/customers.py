@@ -65,7 +65,11 @@ def _save(customer: Customer, *, created: bool) -> None:
 def create_customer(cmd: CreateCustomer, *, idempotency: IdempotencyClaim | None = None) -> int:
     now = now_ms()
     customer = Customer(
-        name=cmd.name.strip(), code=cmd.code, phone_number=_phone(cmd.phone_number), created_at=now, updated_at=now
+        name=cmd.name.strip(),
+        code=cmd.code,
+        phone_number=_phone(cmd.phone_number),
+        created_at=now,
+        updated_at=now,
     )
     _save(customer, created=True)
     if idempotency is not None:

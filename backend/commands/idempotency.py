@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+
 from django.db import IntegrityError, transaction
 
 from backend.commands.clock import now_ms
@@ -33,7 +34,9 @@ class Replay:
 
 
 @transaction.atomic(durable=True)
-def claim_key(*, subject: str, endpoint: str, key: str, fingerprint: str) -> IdempotencyClaim | Replay:
+def claim_key(
+    *, subject: str, endpoint: str, key: str, fingerprint: str
+) -> IdempotencyClaim | Replay:
     """Claim `key` for a new request, or return what the first request with it produced."""
     now = now_ms()
     try:
@@ -44,7 +47,9 @@ def claim_key(*, subject: str, endpoint: str, key: str, fingerprint: str) -> Ide
         return IdempotencyClaim(record_id=record.pk)
     except IntegrityError:
         pass
-    record = IdempotencyRecord.objects.select_for_update().get(subject=subject, endpoint=endpoint, key=key)
+    record = IdempotencyRecord.objects.select_for_update().get(
+        subject=subject, endpoint=endpoint, key=key
+    )
     expired = record.created_at < now - RETENTION
     abandoned = record.resource_id is None and record.created_at < now - STALE_CLAIM
     if expired or abandoned:
@@ -57,7 +62,9 @@ def claim_key(*, subject: str, endpoint: str, key: str, fingerprint: str) -> Ide
         raise Conflict("This Idempotency-Key was already used with a different request body.")
     if record.resource_id is None or record.response_status is None:
         raise Conflict("A request with this Idempotency-Key is still in progress; retry later.")
-    return Replay(status=record.response_status, resource_id=record.resource_id, body=record.response_body)
+    return Replay(
+        status=record.response_status, resource_id=record.resource_id, body=record.response_body
+    )
 
 
 def complete_claim(claim: IdempotencyClaim, *, resource_id: int, status: int = 201) -> None:

@@ -41,7 +41,9 @@ class Order(models.Model):
     class Meta:
         db_table = "orders"
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount__gt=Decimal("0")), name="orders_amount_positive"),
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=Decimal("0")), name="orders_amount_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -66,6 +68,13 @@ class SmsNotification(models.Model):
     gateway_message_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
     cost = models.CharField(max_length=32, blank=True, default="")
     last_error = models.TextField(blank=True, default="")
+    # Delivery bookkeeping (see docs/sms.md): the claim lease fences concurrent senders, and
+    # `next_attempt_at` is the not-before time of the next try (null: due since `created_at`).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -92,13 +101,15 @@ class IdempotencyRecord(models.Model):
     fingerprint = models.CharField(max_length=64, help_text="sha256 of the canonical request body")
     resource_id = models.BigIntegerField(null=True)
     response_status = models.PositiveSmallIntegerField(null=True)
-    response_body = models.TextField(null=True, help_text="first response body, replayed verbatim")
+    response_body = models.TextField(null=True, help_text="first response body, replayed verbatim")  # noqa: DJ001 - NULL means not stored yet
     created_at = models.DateTimeField()
 
     class Meta:
         db_table = "idempotency_records"
         constraints = [
-            models.UniqueConstraint(fields=["subject", "endpoint", "key"], name="idempotency_unique_key"),
+            models.UniqueConstraint(
+                fields=["subject", "endpoint", "key"], name="idempotency_unique_key"
+            ),
         ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
 

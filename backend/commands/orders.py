@@ -31,7 +31,9 @@ def place_order(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None = None)
         customer = Customer.objects.select_for_update().get(pk=cmd.customer_id)
     except Customer.DoesNotExist:
         raise InvalidField("customer_id", f"Customer {cmd.customer_id} does not exist.") from None
-    order = Order.objects.create(customer=customer, item=cmd.item.strip(), amount=cmd.amount, time=now_ms())
+    order = Order.objects.create(
+        customer=customer, item=cmd.item.strip(), amount=cmd.amount, time=now_ms()
+    )
     notification = sms.add_to_outbox(order=order, customer=customer)
     projections.apply_order_placed(order, customer, sms_status=notification.status)
     if idempotency is not None:

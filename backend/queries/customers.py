@@ -37,7 +37,11 @@ def get_customer(customer_id: int) -> CustomerRead:
 
 
 def list_customers(
-    *, code: str | None = None, search: str | None = None, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+    *,
+    code: str | None = None,
+    search: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
 ) -> Page[CustomerRead]:
     """Customers by ascending id; `code` matches exactly and `search` as a substring, both ignoring case."""
     filters = {"code": code, "search": search}

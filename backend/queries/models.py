@@ -40,7 +40,9 @@ class OrderView(models.Model):
     class Meta:
         db_table = "order_view"
         indexes = [
-            models.Index(models.F("time").desc(), models.F("id").desc(), name="order_view_time_idx"),
+            models.Index(
+                models.F("time").desc(), models.F("id").desc(), name="order_view_time_idx"
+            ),
             models.Index(
                 "customer_id",
                 models.F("time").desc(),

@@ -44,5 +44,7 @@ def decode_cursor(cursor: str, scope: str, filters: dict[str, Any]) -> list[Any]
     if not isinstance(data, dict) or not isinstance(data.get("k"), list):
         raise BadRequest("The cursor is malformed.")
     if data.get("f") != _fingerprint(scope, filters):
-        raise BadRequest("The cursor belongs to a different list or filter; start again without it.")
+        raise BadRequest(
+            "The cursor belongs to a different list or filter; start again without it."
+        )
     return data["k"]

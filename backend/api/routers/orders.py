@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from ninja import Router
 
 from backend.api import idempotency
 from backend.api.auth import require
@@ -9,7 +10,6 @@ from backend.api.schemas.orders import OrderIn, OrderOut, OrderPage
 from backend.commands import orders as commands
 from backend.queries import orders as queries
 from backend.queries.pagination import Page
-from ninja import Router
 
 router = Router(tags=["orders"])
 READ = require("orders:read")
@@ -31,7 +31,9 @@ def place_order(request: HttpRequest, payload: OrderIn) -> HttpResponse:
         request,
         endpoint="orders.create",
         payload=payload,
-        execute=lambda claim: commands.place_order(commands.PlaceOrder(**payload.dict()), idempotency=claim),
+        execute=lambda claim: commands.place_order(
+            commands.PlaceOrder(**payload.dict()), idempotency=claim
+        ),
         render=_render,
         location=_location,
     )
@@ -47,7 +49,9 @@ def list_orders(
     limit: Limit = 50,
 ) -> Page[queries.OrderRead]:
     """Orders newest first. `since` is inclusive and `until` exclusive (RFC 3339)."""
-    return queries.list_orders(customer_id=customer_id, since=since, until=until, cursor=cursor, limit=limit)
+    return queries.list_orders(
+        customer_id=customer_id, since=since, until=until, cursor=cursor, limit=limit
+    )
 
 
 @router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="order")

@@ -4,11 +4,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
+from ninja import Schema
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from backend.api.schemas.common import InputSchema
 from backend.commands.phone import normalize_phone_number
-from ninja import Schema
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Code = Annotated[
@@ -20,7 +20,9 @@ Phone = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
     AfterValidator(normalize_phone_number),
-    Field(description="Any common notation; numbers without `+` use SMS_DEFAULT_REGION. Returned as E.164."),
+    Field(
+        description="Any common notation; numbers without `+` use SMS_DEFAULT_REGION. Returned as E.164."
+    ),
 ]
 
 

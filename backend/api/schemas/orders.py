@@ -4,11 +4,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, StringConstraints
+from ninja import Schema
+from pydantic import AfterValidator, Field, StrictInt, StringConstraints
 
 from backend.api.schemas.common import MAX_ID, InputSchema
-from ninja import Schema
 
+CENT = Decimal("0.01")
 Amount = Annotated[
     Decimal,
     Field(
@@ -17,6 +18,8 @@ Amount = Annotated[
         decimal_places=2,
         description="Money: > 0, at most 2 decimal places and 10 digits before the point; number or string.",
     ),
+    # One canonical form, so 10, "10" and 10.0 are the same body for Idempotency-Key purposes.
+    AfterValidator(lambda amount: amount.quantize(CENT)),
 ]
 
 
