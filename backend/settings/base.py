@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "backend.commands",
     "backend.queries",
     "backend.issuer",
+    "backend.jobs",
 ]
 
 MIDDLEWARE = [
