@@ -1,0 +1,60 @@
+# syntax=docker/dockerfile:1.7
+# Duka image: one image for every Procfile process type (release, web, worker).
+#   web (default):  gunicorn -c backend/gunicorn.conf.py backend.wsgi
+#   release:        python manage.py migrate --noinput
+#   worker:         dramatiq backend.jobs.worker
+ARG PYTHON_VERSION=3.11.14
+ARG UV_VERSION=0.13.9
+
+# uv comes from its official image, pinned to the version that wrote uv.lock.
+FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+
+# ---- build stage: resolve the locked runtime dependencies into /app/.venv ----------------------
+FROM python:${PYTHON_VERSION}-slim-bookworm AS build
+COPY --from=uv /uv /usr/local/bin/uv
+# Compile bytecode at install time (the runtime root filesystem is read-only), copy rather than
+# hard-link out of the cache mount, and never download another interpreter: use the base image's.
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3 \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /app
+# Dependencies first, so that code changes reuse this layer.
+COPY pyproject.toml uv.lock .python-version ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-project
+COPY backend ./backend
+COPY manage.py Procfile ./
+# `[tool.uv] package = false`: this only re-checks the lock; the code itself is compiled below.
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev \
+ && /app/.venv/bin/python -m compileall -q -j 0 backend manage.py
+
+# ---- runtime stage -------------------------------------------------------------------------------
+FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
+ARG APP_UID=10001
+LABEL org.opencontainers.image.title="duka" \
+      org.opencontainers.image.description="Customers and orders API with SMS order notifications"
+RUN groupadd --system --gid "${APP_UID}" duka \
+ && useradd --system --uid "${APP_UID}" --gid duka --home-dir /app --no-create-home \
+      --shell /usr/sbin/nologin duka \
+ && mkdir -p /run/prometheus /app/staticfiles \
+ && chown duka:duka /run/prometheus
+# PROMETHEUS_MULTIPROC_DIR must exist before gunicorn starts (the web wipes it at start); it is
+# an emptyDir/tmpfs mount in Kubernetes and in the Ansible units. The worker keeps its metric
+# files in a per-run directory under /tmp (backend/jobs/worker.py).
+ENV PATH="/app/.venv/bin:${PATH}" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PORT=8000 \
+    METRICS_PORT=9191 \
+    PROMETHEUS_MULTIPROC_DIR=/run/prometheus
+WORKDIR /app
+# Code and venv stay owned by root: the app user can read but not modify them.
+COPY --from=build /app /app
+USER ${APP_UID}:${APP_UID}
+EXPOSE 8000 9191
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/healthz\", timeout=2)"]
+CMD ["gunicorn", "-c", "backend/gunicorn.conf.py", "backend.wsgi"]

@@ -1,0 +1,172 @@
+{{/* Chart name, truncated to the 63 characters a DNS label allows. */}}
+{{- define "duka.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name; leaves room for the "-worker-metrics" suffix. */}}
+{{- define "duka.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 48 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "duka.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The image tag doubles as the app version label and Sentry release. */}}
+{{- define "duka.version" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{- define "duka.labels" -}}
+helm.sh/chart: {{ include "duka.chart" . }}
+app.kubernetes.io/name: {{ include "duka.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ include "duka.version" . | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: duka
+{{- end }}
+
+{{/* Selector labels of one component; call with (dict "root" $ "component" "web"). */}}
+{{- define "duka.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "duka.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "duka.componentLabels" -}}
+{{ include "duka.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "duka.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "duka.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "duka.secretName" -}}
+{{- default (include "duka.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{- define "duka.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (include "duka.version" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Public URL: explicit config, else the first ingress host (https when TLS is configured). */}}
+{{- define "duka.publicUrl" -}}
+{{- if .Values.config.DUKA_PUBLIC_URL }}
+{{- .Values.config.DUKA_PUBLIC_URL }}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts }}
+{{- printf "%s://%s" (ternary "https" "http" (gt (len .Values.ingress.tls) 0)) (first .Values.ingress.hosts) }}
+{{- end }}
+{{- end }}
+
+{{/* Non-secret settings, without empty values (the app then applies its own default). */}}
+{{- define "duka.configData" -}}
+{{- range $key, $value := .Values.config }}
+{{- if and (ne $key "DUKA_PUBLIC_URL") (ne (toString $value) "") }}
+{{ $key }}: {{ toString $value | quote }}
+{{- end }}
+{{- end }}
+{{- with include "duka.publicUrl" . }}
+DUKA_PUBLIC_URL: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Secret settings. DJANGO_SECRET_KEY and, with the built-in issuer, OIDC_RSA_PRIVATE_KEY are
+generated once and then read back from the live Secret, so upgrades keep sessions and tokens valid.
+*/}}
+{{- define "duka.secretData" -}}
+{{- $live := (lookup "v1" "Secret" .Release.Namespace (include "duka.fullname" .)).data | default dict }}
+{{- $data := dict }}
+{{- range $key, $value := .Values.secrets }}
+{{- if $value }}
+{{- $_ := set $data $key (toString $value) }}
+{{- else if hasKey $live $key }}
+{{- $_ := set $data $key (index $live $key | b64dec) }}
+{{- end }}
+{{- end }}
+{{- if not (hasKey $data "DJANGO_SECRET_KEY") }}
+{{- $_ := set $data "DJANGO_SECRET_KEY" (randAlphaNum 64) }}
+{{- end }}
+{{- if and (not .Values.config.OIDC_ISSUER) (not (hasKey $data "OIDC_RSA_PRIVATE_KEY")) }}
+{{- $_ := set $data "OIDC_RSA_PRIVATE_KEY" (genPrivateKey "rsa") }}
+{{- end }}
+{{- range $key, $value := $data }}
+{{ $key }}: {{ $value | b64enc | quote }}
+{{- end }}
+{{- end }}
+
+{{/* DJANGO_ALLOWED_HOSTS: configured hosts, ingress hosts, Service DNS names, then the pod IP. */}}
+{{- define "duka.allowedHosts" -}}
+{{- $svc := printf "%s-web" (include "duka.fullname" .) }}
+{{- $ns := .Release.Namespace }}
+{{- $hosts := concat .Values.allowedHosts (ternary .Values.ingress.hosts (list) .Values.ingress.enabled) }}
+{{- $hosts = concat $hosts (list "localhost" "127.0.0.1" $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns)) }}
+{{- printf "%s,$(POD_IP)" (join "," (uniq $hosts)) }}
+{{- end }}
+
+{{/* Environment shared by web and worker (secrets and config come in via envFrom). */}}
+{{- define "duka.env" -}}
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: DJANGO_ALLOWED_HOSTS
+  value: {{ include "duka.allowedHosts" . | quote }}
+- name: SENTRY_RELEASE
+  value: {{ include "duka.version" . | quote }}
+- name: METRICS_PORT
+  value: {{ .Values.worker.metricsPort | quote }}
+{{- end }}
+
+{{- define "duka.envFrom" -}}
+- configMapRef:
+    name: {{ include "duka.fullname" . }}
+- secretRef:
+    name: {{ include "duka.secretName" . }}
+{{- end }}
+
+{{- define "duka.volumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.volumes.tmpSizeLimit }}
+- name: prometheus
+  emptyDir:
+    medium: Memory
+    sizeLimit: {{ .Values.volumes.prometheusSizeLimit }}
+{{- end }}
+
+{{- define "duka.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: prometheus
+  mountPath: /run/prometheus
+{{- end }}
+
+{{/* Pod spec fields every pod of the chart shares. */}}
+{{- define "duka.podCommon" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end }}
