@@ -1,0 +1,88 @@
+"""Africa's Talking delivery-report callback: `POST /api/v1/sms/delivery-reports/?token=...`.
+
+AT signs nothing, so the URL carries a shared secret (`SMS_CALLBACK_TOKEN`), compared in
+constant time; without the setting every callback is refused. AT posts form fields (`id`,
+`status`, `phoneNumber`, `networkCode`, `failureReason`, `retryCount`, ...). Unknown ids,
+intermediate statuses and repeats are acknowledged with 200 so AT stops retrying them.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import Router
+
+from backend.api.problems import problem_response
+from backend.commands import sms as commands
+
+router = Router(tags=["sms"], auth=None)
+
+
+def _token_ok(given: str | None) -> bool:
+    expected = settings.SMS_CALLBACK_TOKEN
+    if not expected or given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+@router.post(
+    "/delivery-reports/",
+    auth=None,
+    url_name="sms_delivery_reports",
+    openapi_extra={
+        "parameters": [
+            {"name": "token", "in": "query", "required": True, "schema": {"type": "string"}},
+        ],
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["id", "status"],
+                        "properties": {
+                            "id": {
+                                "type": "string",
+                                "description": "messageId from the send response",
+                            },
+                            "status": {
+                                "type": "string",
+                                "description": "Success, Failed, Rejected, Sent, Submitted, Buffered, ...",
+                            },
+                            "phoneNumber": {"type": "string"},
+                            "networkCode": {"type": "string"},
+                            "failureReason": {"type": "string"},
+                            "retryCount": {"type": "string"},
+                        },
+                    }
+                }
+            }
+        },
+    },
+)
+def delivery_report(request: HttpRequest) -> HttpResponse:
+    """Delivery report from Africa's Talking: moves the order's `sms_status` to `delivered`
+    (Success) or `failed` (Failed, Rejected); other statuses, unknown ids and repeats change
+    nothing. A missing or wrong `token` is a 403."""
+    if not _token_ok(request.GET.get("token")):
+        return problem_response(
+            403, "Missing or invalid callback token.", code="forbidden", title="Forbidden"
+        )
+    message_id = request.POST.get("id", "").strip()
+    status = request.POST.get("status", "").strip()
+    missing = [name for name, value in (("id", message_id), ("status", status)) if not value]
+    if missing:
+        return problem_response(
+            422,
+            "A delivery report needs the fields id and status.",
+            code="validation-error",
+            title="Validation failed",
+            errors=[{"loc": ["form", name], "msg": "Field required"} for name in missing],
+        )
+    changed = commands.apply_delivery_report(
+        message_id=message_id[:100],
+        status=status,
+        failure_reason=request.POST.get("failureReason", "").strip()[:200],
+    )
+    return JsonResponse({"updated": changed})

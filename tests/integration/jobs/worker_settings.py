@@ -1,0 +1,18 @@
+"""Settings for worker subprocesses started by tests: the test settings with short timings.
+
+Not a fixture module: `tests/fixtures/broker.py` passes it as DJANGO_SETTINGS_MODULE.
+"""
+
+import os
+
+from backend.settings.test import *  # noqa: F403
+
+DRAMATIQ_NAMESPACE = os.environ["DUKA_TEST_DRAMATIQ_NAMESPACE"]
+SMS_CLAIM_LEASE_SECONDS = float(os.environ.get("DUKA_TEST_CLAIM_LEASE_SECONDS", "3"))
+SMS_RELAY_INTERVAL_SECONDS = float(os.environ.get("DUKA_TEST_RELAY_INTERVAL_SECONDS", "0.5"))
+SMS_RELAY_GRACE_SECONDS = 1.0
+SMS_RETRY_BASE_SECONDS = 0.1
+SMS_GATEWAY_READ_TIMEOUT_SECONDS = float(os.environ.get("DUKA_TEST_GATEWAY_READ_TIMEOUT", "5"))
+# Dramatiq's own redelivery of a dead worker's messages, shortened to test time.
+DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS = 2.0
+DRAMATIQ_MAINTENANCE_CHANCE = 1_000_000
