@@ -84,7 +84,7 @@ class ScopedBearer(HttpBearer):
         try:
             principal = oidc.validate(token)
         except oidc.InvalidToken as exc:
-            logger.info("refused a bearer token: %s", exc.reason)
+            logger.debug("refused a bearer token: %s", exc.reason)
             raise InvalidToken(exc.reason) from None
         if self.scope not in principal.scopes:
             raise InsufficientScope(self.scope)
