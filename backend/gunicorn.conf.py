@@ -12,3 +12,5 @@ keepalive = 5
 # Imported once in the master so workers share settings, routes and the schema (copy-on-write).
 preload_app = True
 accesslog = None
+# Large enough for any real JWT, so an oversized token reaches the API and gets its 401 problem.
+limit_request_field_size = 32768

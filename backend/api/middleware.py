@@ -32,9 +32,12 @@ class ProblemDetailsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         refused = self._refuse(request)
         response = refused if refused is not None else self.get_response(request)
-        if response.status_code >= 400 and not request.path.startswith(_PASSTHROUGH_PREFIXES):
-            content_type = response.get("Content-Type", "")
-            if not content_type.startswith(PROBLEM_CONTENT_TYPE):
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
+            PROBLEM_CONTENT_TYPE
+        ):
+            # OAuth errors under /o/ keep their RFC 6749 JSON; only bodiless errors get a problem.
+            passthrough = request.path.startswith(_PASSTHROUGH_PREFIXES)
+            if not passthrough or (not response.streaming and not response.content):
                 return self._as_problem(response)
         return response
 
