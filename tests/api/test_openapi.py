@@ -1,0 +1,35 @@
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+EXPECTED = {
+    ("/api/v1/customers/", "post"): "customers:write",
+    ("/api/v1/customers/", "get"): "customers:read",
+    ("/api/v1/customers/{customer_id}/", "get"): "customers:read",
+    ("/api/v1/customers/{customer_id}/", "put"): "customers:write",
+    ("/api/v1/customers/{customer_id}/", "patch"): "customers:write",
+    ("/api/v1/customers/{customer_id}/", "delete"): "customers:write",
+    ("/api/v1/orders/", "post"): "orders:write",
+    ("/api/v1/orders/", "get"): "orders:read",
+    ("/api/v1/orders/{order_id}/", "get"): "orders:read",
+}
+
+
+def test_schema_is_public_and_lists_scopes_per_operation(client):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    for (path, method), scope in EXPECTED.items():
+        security = schema["paths"][path][method]["security"]
+        assert [next(iter(req.values())) for req in security] == [[scope]], (path, method)
+    assert schema["components"]["securitySchemes"]
+
+
+def test_docs_page_serves_its_assets_locally(client):
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "cdn" not in html.lower()
+    assert "/static/ninja/swagger-ui-bundle.js" in html
+    asset = client.get("/static/ninja/swagger-ui-bundle.js")
+    assert asset.status_code == 200
