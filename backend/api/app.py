@@ -34,11 +34,35 @@ class IdConverter:
 register_converter(IdConverter, "id")
 
 
+MAX_JSON_DEPTH = 32
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON, iteratively (a deep document cannot exhaust the stack here)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                break
+            stack.extend(
+                (child, level + 1) for child in (node.values() if isinstance(node, dict) else node)
+            )
+    return deepest
+
+
 class DecimalJSONParser(Parser):
-    """Numbers with a fraction become Decimal, so `amount: 1500.10` is never rounded through float."""
+    """Numbers with a fraction become Decimal, so `amount: 1500.10` is never rounded through float.
+
+    Any failure here is reported by Ninja as a 400 "cannot parse", before validation or a query.
+    """
 
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
-        return json.loads(request.body, parse_float=Decimal)
+        data = json.loads(request.body, parse_float=Decimal)
+        if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        return data
 
 
 class ScopedOpenAPISchema(OpenAPISchema):

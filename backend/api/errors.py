@@ -52,7 +52,11 @@ def _domain(request: HttpRequest, exc: DomainError) -> HttpResponse:
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     detail = str(exc.message) if hasattr(exc, "message") else str(exc)
     if exc.status_code == 400 and detail.startswith("Cannot parse request body"):
-        return problem_response(400, "The request body is not valid JSON.", code="malformed-json")
+        return problem_response(
+            400,
+            "The request body is not valid JSON (or is nested more than 32 levels deep).",
+            code="malformed-json",
+        )
     return problem_response(exc.status_code, detail)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -80,3 +81,32 @@ class ProblemDetailsMiddleware:
             if name in response:
                 problem[name] = response[name]
         return problem
+
+
+class ContentSecurityPolicyMiddleware:
+    """API responses may load nothing; the docs page loads only its own assets (served locally)."""
+
+    API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        # Swagger UI's Authorize calls the token endpoint of the issuer from the browser.
+        issuer = settings.OIDC_ISSUER
+        connect = "'self'" + (f" {_origin(issuer)}" if issuer else "")
+        self.docs_policy = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            f"script-src 'self'; connect-src {connect}; frame-ancestors 'none'; base-uri 'self'; "
+            "form-action 'self'"
+        )
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if "Content-Security-Policy" not in response:
+            docs = request.path == "/api/v1/docs" or request.path.startswith("/static/")
+            response["Content-Security-Policy"] = self.docs_policy if docs else self.API_POLICY
+        return response
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -228,7 +228,7 @@ def test_openapi_declares_the_builtin_client_credentials_flow(client: Client):
         "orders:write",
     }
     operation = schema["paths"]["/api/v1/customers/"]["get"]
-    assert operation["security"] == [{"ScopedBearer": []}]
+    assert operation["security"] == [{"ScopedBearer": ["customers:read"]}]
 
 
 def test_openapi_points_at_an_external_issuer(settings):

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
+from pydantic import Field
 
 from backend.api import idempotency
 from backend.api.auth import require
 from backend.api.schemas.common import Cursor, Limit
 from backend.api.schemas.customers import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
+from backend.api.throttling import write_limit
 from backend.commands import customers as commands
 from backend.queries import customers as queries
 from backend.queries.pagination import Page
@@ -24,7 +28,9 @@ def _render(customer_id: int) -> str:
     return idempotency.render_json(CustomerOut, queries.get_customer(customer_id))
 
 
-@router.post("/", response={201: CustomerOut}, auth=WRITE, url_name="customers")
+@router.post(
+    "/", response={201: CustomerOut}, auth=WRITE, throttle=write_limit, url_name="customers"
+)
 def create_customer(request: HttpRequest, payload: CustomerIn) -> HttpResponse:
     """Create a customer. Send `Idempotency-Key` to make retries safe."""
     return idempotency.create(
@@ -42,8 +48,8 @@ def create_customer(request: HttpRequest, payload: CustomerIn) -> HttpResponse:
 @router.get("/", response=CustomerPage, auth=READ, url_name="customer_list")
 def list_customers(
     request: HttpRequest,
-    code: str | None = None,
-    search: str | None = None,
+    code: Annotated[str, Field(max_length=32)] | None = None,
+    search: Annotated[str, Field(min_length=1, max_length=200)] | None = None,
     cursor: Cursor | None = None,
     limit: Limit = 50,
 ) -> Page[queries.CustomerRead]:
@@ -56,7 +62,13 @@ def get_customer(request: HttpRequest, customer_id: int) -> queries.CustomerRead
     return queries.get_customer(customer_id)
 
 
-@router.put("/{id:customer_id}/", response=CustomerOut, auth=WRITE, url_name="customer_replace")
+@router.put(
+    "/{id:customer_id}/",
+    response=CustomerOut,
+    auth=WRITE,
+    throttle=write_limit,
+    url_name="customer_replace",
+)
 def replace_customer(
     request: HttpRequest, customer_id: int, payload: CustomerIn
 ) -> queries.CustomerRead:
@@ -65,7 +77,13 @@ def replace_customer(
     return queries.get_customer(customer_id)
 
 
-@router.patch("/{id:customer_id}/", response=CustomerOut, auth=WRITE, url_name="customer_patch")
+@router.patch(
+    "/{id:customer_id}/",
+    response=CustomerOut,
+    auth=WRITE,
+    throttle=write_limit,
+    url_name="customer_patch",
+)
 def patch_customer(
     request: HttpRequest, customer_id: int, payload: CustomerPatch
 ) -> queries.CustomerRead:
@@ -76,7 +94,13 @@ def patch_customer(
     return queries.get_customer(customer_id)
 
 
-@router.delete("/{id:customer_id}/", response={204: None}, auth=WRITE, url_name="customer_delete")
+@router.delete(
+    "/{id:customer_id}/",
+    response={204: None},
+    auth=WRITE,
+    throttle=write_limit,
+    url_name="customer_delete",
+)
 def delete_customer(request: HttpRequest, customer_id: int) -> Status:
     """Delete a customer without orders (409 otherwise). Its code may then be reused."""
     commands.delete_customer(commands.DeleteCustomer(customer_id=customer_id))

@@ -7,6 +7,7 @@ from backend.api import idempotency
 from backend.api.auth import require
 from backend.api.schemas.common import AwareDatetime, Cursor, Limit, ResourceId
 from backend.api.schemas.orders import OrderIn, OrderOut, OrderPage
+from backend.api.throttling import write_limit
 from backend.commands import orders as commands
 from backend.queries import orders as queries
 from backend.queries.pagination import Page
@@ -24,7 +25,7 @@ def _render(order_id: int) -> str:
     return idempotency.render_json(OrderOut, queries.get_order(order_id))
 
 
-@router.post("/", response={201: OrderOut}, auth=WRITE, url_name="orders")
+@router.post("/", response={201: OrderOut}, auth=WRITE, throttle=write_limit, url_name="orders")
 def place_order(request: HttpRequest, payload: OrderIn) -> HttpResponse:
     """Place an order; the customer's SMS is queued in the same transaction and sent asynchronously."""
     return idempotency.create(

@@ -18,7 +18,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--no-serve", action="store_true", help="set up and print, but do not serve")
+        parser.add_argument(
+            "--no-serve", action="store_true", help="set up and print, but do not serve"
+        )
 
     def handle(self, *args: Any, port: int, no_serve: bool, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
@@ -43,9 +45,9 @@ class Command(BaseCommand):
                         f"  {token}",
                         "Call the API with it:",
                         f"  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
-                        f"-d '{{\"name\": \"Jane\", \"code\": \"JANE\", \"phone_number\": \"0712345678\"}}' "
+                        f'-d \'{{"name": "Jane", "code": "JANE", "phone_number": "0712345678"}}\' '
                         f"{base}/api/v1/customers/",
-                        f"  curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/customers/",
+                        f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/customers/',
                         f"API docs: {base}/api/v1/docs",
                         "",
                     ]
