@@ -36,20 +36,22 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 ARG APP_UID=10001
 LABEL org.opencontainers.image.title="duka" \
       org.opencontainers.image.description="Customers and orders API with SMS order notifications"
-RUN groupadd --system --gid "${APP_UID}" duka \
- && useradd --system --uid "${APP_UID}" --gid duka --home-dir /app --no-create-home \
+RUN groupadd --gid "${APP_UID}" duka \
+ && useradd --uid "${APP_UID}" --gid duka --home-dir /app --no-create-home \
       --shell /usr/sbin/nologin duka \
- && mkdir -p /run/prometheus /app/staticfiles \
- && chown duka:duka /run/prometheus
+ && mkdir -p /var/lib/duka/prometheus /app/staticfiles \
+ && chown duka:duka /var/lib/duka/prometheus \
+ && chmod 1777 /var/lib/duka/prometheus
 # PROMETHEUS_MULTIPROC_DIR must exist before gunicorn starts (the web wipes it at start); it is
-# an emptyDir/tmpfs mount in Kubernetes and in the Ansible units. The worker keeps its metric
+# an emptyDir/tmpfs mount in Kubernetes and in the Ansible units. Mode 1777 because podman gives
+# a tmpfs mounted there this directory's mode (not `mode=`), and the app may run as any uid. The worker keeps its metric
 # files in a per-run directory under /tmp (backend/jobs/worker.py).
 ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000 \
     METRICS_PORT=9191 \
-    PROMETHEUS_MULTIPROC_DIR=/run/prometheus
+    PROMETHEUS_MULTIPROC_DIR=/var/lib/duka/prometheus
 WORKDIR /app
 # Code and venv stay owned by root: the app user can read but not modify them.
 COPY --from=build /app /app

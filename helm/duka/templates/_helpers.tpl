@@ -157,7 +157,7 @@ generated once and then read back from the live Secret, so upgrades keep session
 - name: tmp
   mountPath: /tmp
 - name: prometheus
-  mountPath: /run/prometheus
+  mountPath: /var/lib/duka/prometheus
 {{- end }}
 
 {{/* Pod spec fields every pod of the chart shares. */}}
