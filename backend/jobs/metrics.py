@@ -14,3 +14,7 @@ SMS_SEND_SECONDS = Histogram(
     "Time spent in one gateway call, whatever its outcome.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0),
 )
+
+# Export every series from the start, so rates and alerts work before the first failure.
+for _status in ("sent", "retry", "failed"):
+    SMS_NOTIFICATIONS.labels(status=_status)

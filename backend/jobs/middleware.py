@@ -65,10 +65,9 @@ class OutboxRelay(Middleware):
     def _run(self) -> None:
         interval = float(getattr(settings, "SMS_RELAY_INTERVAL_SECONDS", RELAY_INTERVAL_SECONDS))
         try:
-            while not self._stop.is_set():
+            # Jitter keeps replicas that booted together from sweeping in lockstep.
+            while not self._stop.wait(interval * random.uniform(0.8, 1.2)):  # noqa: S311 - not crypto
                 sweep()
-                # Jitter keeps replicas that booted together from sweeping in lockstep.
-                self._stop.wait(interval * random.uniform(0.8, 1.2))  # noqa: S311 - not crypto
         finally:
             connection.close()
 

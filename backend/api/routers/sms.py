@@ -12,12 +12,17 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from ninja import Router
+from ninja import Router, Schema
 
 from backend.api.problems import problem_response
 from backend.commands import sms as commands
 
 router = Router(tags=["sms"], auth=None)
+_PROBLEM = {"content": {"application/problem+json": {"schema": {"type": "object"}}}}
+
+
+class DeliveryReportAck(Schema):
+    updated: bool
 
 
 def _token_ok(given: str | None) -> bool:
@@ -30,8 +35,13 @@ def _token_ok(given: str | None) -> bool:
 @router.post(
     "/delivery-reports/",
     auth=None,
+    response={200: DeliveryReportAck},
     url_name="sms_delivery_reports",
     openapi_extra={
+        "responses": {
+            "403": {"description": "Missing or wrong token", **_PROBLEM},
+            "422": {"description": "id or status missing", **_PROBLEM},
+        },
         "parameters": [
             {"name": "token", "in": "query", "required": True, "schema": {"type": "string"}},
         ],
