@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings.base")
@@ -88,7 +89,7 @@ class WorkerPrometheus(Prometheus):
     """Dramatiq's Prometheus middleware, with the exposition server on settings.METRICS_PORT."""
 
     @property
-    def forks(self) -> list:
+    def forks(self) -> list[Callable[[], int]]:
         return [serve_metrics]
 
 
