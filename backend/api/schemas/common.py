@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated
 
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StringConstraints
 
 
 class InputSchema(Schema):
@@ -12,15 +13,40 @@ class InputSchema(Schema):
     model_config = ConfigDict(extra="forbid")
 
 
+_RFC3339_HINT = "must be an RFC 3339 timestamp with a UTC offset, e.g. 2026-11-27T08:30:00Z"
+# Pydantic alone also takes Unix times ("0.5") and offsets PostgreSQL refuses (beyond +-15:59).
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError(_RFC3339_HINT)
+
+
 def _aware(value: datetime) -> datetime:
+    """In UTC, so any offset RFC 3339 allows reaches the database as a value it accepts."""
     if value.tzinfo is None:
-        raise ValueError(
-            "must be an RFC 3339 timestamp with a UTC offset, e.g. 2026-11-27T08:30:00Z"
-        )
-    return value
+        raise ValueError(_RFC3339_HINT)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # Within a day of year 1 or 9999: no stored time lies beyond, so the bound is exact.
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+AwareDatetime = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_aware)]
+# Text fields are trimmed (Rust `str::trim`, Unicode White_Space) before their length is checked;
+# this pattern tells clients the same: at least one character that trimming keeps.
+NOT_BLANK = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+TrimmedText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(json_schema_extra={"pattern": NOT_BLANK}),
+]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size, 1-200.")]
 Cursor = Annotated[
     str, Field(min_length=1, max_length=1000, description="`next_cursor` of the previous page.")

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from ninja import Schema
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from backend.api.schemas.common import InputSchema
+from backend.api.schemas.common import InputSchema, TrimmedText
 from backend.commands.phone import normalize_phone_number
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = TrimmedText
 Code = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$"),
@@ -21,7 +22,9 @@ Phone = Annotated[
     StringConstraints(min_length=1, max_length=64),
     AfterValidator(normalize_phone_number),
     Field(
-        description="Any common notation; numbers without `+` use SMS_DEFAULT_REGION. Returned as E.164."
+        description="Any common notation; numbers without `+` use SMS_DEFAULT_REGION. Returned as E.164.",
+        # Not a JSON Schema format: it names the rule (a number `phonenumbers` accepts) for tools.
+        json_schema_extra={"format": "phone"},
     ),
 ]
 
@@ -33,9 +36,10 @@ class CustomerIn(InputSchema):
 
 
 class CustomerPatch(InputSchema):
-    name: Name | None = None
-    code: Code | None = None
-    phone_number: Phone | None = None
+    # `null` is refused (see below), so the document does not offer it.
+    name: Name | SkipJsonSchema[None] = None
+    code: Code | SkipJsonSchema[None] = None
+    phone_number: Phone | SkipJsonSchema[None] = None
 
     @field_validator("name", "code", "phone_number", mode="before")
     @classmethod

@@ -5,9 +5,9 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import AfterValidator, Field, StrictInt, StringConstraints
+from pydantic import AfterValidator, Field, StrictInt
 
-from backend.api.schemas.common import MAX_ID, InputSchema
+from backend.api.schemas.common import MAX_ID, InputSchema, TrimmedText
 
 CENT = Decimal("0.01")
 Amount = Annotated[
@@ -25,7 +25,7 @@ Amount = Annotated[
 
 class OrderIn(InputSchema):
     customer_id: Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
-    item: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    item: TrimmedText
     amount: Amount
 
 
