@@ -65,3 +65,20 @@ def test_backoff_meets_the_contract_timings(settings):
         assert all(later >= earlier * 0.6 for earlier, later in itertools.pairwise(delays))
         # every attempt fits in the hour, even allowing 15 s per gateway call
         assert sum(delays) + MAX_ATTEMPTS * 15 < RETRY_WINDOW.total_seconds()
+
+
+def test_relay_and_lease_defaults_meet_the_contract_bounds():
+    from backend.commands.sms import CLAIM_LEASE_SECONDS, RELAY_GRACE_SECONDS
+    from backend.integrations.africastalking import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
+    from backend.jobs.broker import HEARTBEAT_TIMEOUT_SECONDS
+    from backend.jobs.middleware import RELAY_INTERVAL_SECONDS
+
+    longest_pass_gap = RELAY_INTERVAL_SECONDS * 1.2  # jittered interval
+    # a pending row is re-sent within 60 s of the broker being reachable again
+    assert RELAY_GRACE_SECONDS + longest_pass_gap <= 60
+    # a claim outlives the slowest gateway call, so a live sender is never raced
+    assert CLAIM_LEASE_SECONDS > CONNECT_TIMEOUT_S + READ_TIMEOUT_S + 10
+    # a dead worker's row is redelivered within 2 min (relay after the lease ends)
+    assert CLAIM_LEASE_SECONDS + longest_pass_gap <= 120
+    # Dramatiq's own redelivery arrives after the lease has ended, so it can send
+    assert HEARTBEAT_TIMEOUT_SECONDS > CLAIM_LEASE_SECONDS
