@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-# E.164 and the local notations customers type (07xx xxx xxx); keeps the last 3 digits for support.
-_PHONE = re.compile(r"(?<![\w.])(\+?\d[\d \-]{6,16})(\d{3})(?!\d)")
+# E.164 (+...) and local notations (0...), not bare ids; keeps the last 3 digits for support.
+_PHONE = re.compile(r"(?<![\w.])((?:\+\d|0\d)[\d \-]{5,15})(\d{3})(?!\d)")
 
 
 def mask_phone_numbers(text: str) -> str:

@@ -17,6 +17,7 @@ from backend.api.auth import ScopedBearer, register_auth_error_handlers
 from backend.api.errors import register_error_handlers
 from backend.api.routers.customers import router as customers_router
 from backend.api.routers.orders import router as orders_router
+from backend.api.routers.sms import router as sms_router
 
 
 class IdConverter:
@@ -98,3 +99,4 @@ register_error_handlers(api)
 register_auth_error_handlers(api)
 api.add_router("/customers", customers_router)
 api.add_router("/orders", orders_router)
+api.add_router("/sms", sms_router)

@@ -12,6 +12,7 @@ from backend.logs import MaskPhoneNumbersFilter, mask_phone_numbers
         ("call 0712 345 678 now", "call *******678 now"),
         ("order #1042 for KES 1500.00", "order #1042 for KES 1500.00"),
         ("2026-11-27T08:30:00Z id=123456", "2026-11-27T08:30:00Z id=123456"),
+        ("Not Found: /api/v1/orders/1234567324/", "Not Found: /api/v1/orders/1234567324/"),
     ],
 )
 def test_masking(text, expected):
