@@ -38,14 +38,32 @@ def _aware(value: datetime) -> datetime:
 
 
 AwareDatetime = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_aware)]
-# Text fields are trimmed (Rust `str::trim`, Unicode White_Space) before their length is checked;
-# this pattern tells clients the same: at least one character that trimming keeps.
-NOT_BLANK = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; without this check it is a 500 from the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+# Text fields are trimmed (Rust `str::trim`, Unicode White_Space) before their length is checked.
+# The pattern tells clients the same, and the NUL rule: no NUL, and at least one character that
+# trimming keeps.
+_WHITE_SPACE = r"\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK_NO_NUL = rf"^[^\u0000]*[^\u0000{_WHITE_SPACE}][^\u0000]*$"
+NO_NUL = r"^[^\u0000]*$"
 
 TrimmedText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    Field(json_schema_extra={"pattern": NOT_BLANK}),
+    NoNul,
+    Field(json_schema_extra={"pattern": NOT_BLANK_NO_NUL}),
+]
+# For free-text query parameters (`search`, `code` filters).
+QueryText = Annotated[
+    str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": NO_NUL}), NoNul
 ]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size, 1-200.")]
 Cursor = Annotated[
