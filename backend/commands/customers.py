@@ -86,24 +86,25 @@ def _locked(customer_id: int) -> Customer:
 
 @transaction.atomic(durable=True)
 def replace_customer(cmd: ReplaceCustomer) -> int:
-    customer = _locked(cmd.customer_id)
-    customer.name = cmd.name.strip()
-    customer.code = cmd.code
-    customer.phone_number = _phone(cmd.phone_number)
-    customer.updated_at = now_ms()
-    _save(customer, created=False)
-    return customer.pk
+    return _update(cmd.customer_id, name=cmd.name, code=cmd.code, phone_number=cmd.phone_number)
 
 
 @transaction.atomic(durable=True)
 def patch_customer(cmd: PatchCustomer) -> int:
-    customer = _locked(cmd.customer_id)
-    if cmd.name is not None:
-        customer.name = cmd.name.strip()
-    if cmd.code is not None:
-        customer.code = cmd.code
-    if cmd.phone_number is not None:
-        customer.phone_number = _phone(cmd.phone_number)
+    return _update(cmd.customer_id, name=cmd.name, code=cmd.code, phone_number=cmd.phone_number)
+
+
+def _update(
+    customer_id: int, *, name: str | None, code: str | None, phone_number: str | None
+) -> int:
+    """Precondition: inside a command's transaction. None leaves a field unchanged."""
+    customer = _locked(customer_id)
+    if name is not None:
+        customer.name = name.strip()
+    if code is not None:
+        customer.code = code
+    if phone_number is not None:
+        customer.phone_number = _phone(phone_number)
     customer.updated_at = now_ms()
     _save(customer, created=False)
     return customer.pk
