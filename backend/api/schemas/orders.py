@@ -1,22 +1,44 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import AfterValidator, Field, StrictInt
+from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, WithJsonSchema
 
 from backend.api.schemas.common import MAX_ID, InputSchema, TrimmedText
 
 CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal("9999999999.99")
+# A string amount is plain decimal notation. Pydantic alone also takes "1e2", " 10 ", "1_000" and
+# non-ASCII digits, none of which the document could describe.
+DECIMAL_STRING = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+
+
+def _plain_decimal_string(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(DECIMAL_STRING, value):
+        raise ValueError('must be a number or a decimal string such as "1500.00"')
+    return value
+
+
 Amount = Annotated[
     Decimal,
+    BeforeValidator(_plain_decimal_string),
     Field(
         gt=0,
         max_digits=12,
         decimal_places=2,
         description="Money: > 0, at most 2 decimal places and 10 digits before the point; number or string.",
+    ),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": float(MAX_AMOUNT)},
+                {"type": "string", "pattern": DECIMAL_STRING},
+            ]
+        }
     ),
     # One canonical form, so 10, "10" and 10.0 are the same body for Idempotency-Key purposes.
     AfterValidator(lambda amount: amount.quantize(CENT)),
