@@ -35,7 +35,12 @@ Amount = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0, "maximum": float(MAX_AMOUNT)},
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": float(MAX_AMOUNT),
+                    "multipleOf": 0.01,
+                },
                 {"type": "string", "pattern": DECIMAL_STRING},
             ]
         }
@@ -45,8 +50,23 @@ Amount = Annotated[
 ]
 
 
+def _integral_number(value: object) -> object:
+    """`5.0` is an integer in JSON Schema; the parser hands it over as Decimal("5.0").
+
+    Only within bigint's 19 digits: int() of `1e999999999` would build a billion-digit number."""
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < 19
+        and value == value.to_integral_value()
+    ):
+        return int(value)
+    return value
+
+
 class OrderIn(InputSchema):
-    customer_id: Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+    # Strict: "5" and true are refused, whatever JSON number equals an integer is accepted.
+    customer_id: Annotated[StrictInt, BeforeValidator(_integral_number), Field(ge=1, le=MAX_ID)]
     item: TrimmedText
     amount: Amount
 
