@@ -13,6 +13,7 @@ DUKA_FUZZ_EXAMPLES (per operation), DUKA_FUZZ_SCENARIOS and DUKA_FUZZ_STEPS (sta
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import Counter
@@ -42,6 +43,8 @@ SEED = int(os.environ.get("DUKA_FUZZ_SEED", "20261127"))
 # The issue asks for at least this many generated cases per CI run (at the default counts).
 MIN_CASES = 2000
 CALLBACK_TOKEN = "fuzz-callback-token"
+# Successful requests per operation (and test) that are replayed without valid credentials.
+AUTH_PROBES_PER_OPERATION = 5
 # Schemathesis' default answers to a schema-valid request.
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
@@ -128,12 +131,44 @@ def callback_token(settings: Any) -> None:
     settings.SMS_CALLBACK_TOKEN = CALLBACK_TOKEN
 
 
+@functools.cache
+def _token(scopes: tuple[str, ...]) -> str:
+    return builtin_token(*scopes, sub="fuzzer", exp=int(time.time()) + 3600)
+
+
 @pytest.fixture
 def bearer() -> dict[str, str]:
-    """A token with every scope, minted once per test (signing is the slowest part of a case)."""
+    """A token with every scope (signing is slow, so tokens are minted once per run)."""
     oidc.reset_validator()  # another test may have left an external issuer's validator behind
-    token = builtin_token(*API_SCOPES, sub="fuzzer", exp=int(time.time()) + 3600)
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {_token(API_SCOPES)}"}
+
+
+def probe_auth(case: schemathesis.Case, response: schemathesis.Response) -> None:
+    """A request that succeeded with full credentials is refused without them: no token or a
+    malformed one is a 401, a token without the operation's scope a 403; each as documented,
+    problem+json with a `WWW-Authenticate` challenge, and (through the rejection guard) without
+    changing a table."""
+    requirements = case.operation.definition.raw.get("security") or []
+    scopes = {
+        scope for requirement in requirements for names in requirement.values() for scope in names
+    }
+    if not 200 <= response.status_code < 300 or not scopes:
+        return
+    label = f"auth probes {case.method} {case.path}"
+    if TALLY[label] >= AUTH_PROBES_PER_OPERATION:
+        return
+    TALLY[label] += 1
+    others = tuple(scope for scope in API_SCOPES if scope not in scopes)
+    for headers, status in (
+        ({}, 401),
+        ({"Authorization": "Bearer not-a-token"}, 401),
+        ({"Authorization": f"Bearer {_token(others)}"}, 403),
+    ):
+        refused = case.call(headers=headers)
+        assert refused.status_code == status, (headers, refused.status_code, refused.text)
+        assert refused.headers["content-type"][0].startswith("application/problem+json")
+        assert refused.headers["www-authenticate"][0].startswith("Bearer")
+        case.validate_response(refused, headers=headers)
 
 
 @schema.parametrize()
@@ -148,6 +183,7 @@ def test_operation(
         case.query["token"] = CALLBACK_TOKEN
     response = case.call(headers=bearer)
     case.validate_response(response, headers=bearer)
+    probe_auth(case, response)
 
 
 def test_stateful_links(bearer: dict[str, str], rejection_guard: RejectionGuard) -> None:
@@ -172,6 +208,12 @@ def test_stateful_links(bearer: dict[str, str], rejection_guard: RejectionGuard)
             super().after_call(response, case)
             if response.status_code < 300:
                 succeeded[f"{case.method} {case.path}"] += 1
+
+        def validate_response(
+            self, response: schemathesis.Response, case: schemathesis.Case, **kwargs: Any
+        ) -> None:
+            super().validate_response(response, case, **kwargs)
+            probe_auth(case, response)
 
     Scenario.run(
         settings=hypothesis.settings(
