@@ -61,10 +61,11 @@ TrimmedText = Annotated[
     NoNul,
     Field(json_schema_extra={"pattern": NOT_BLANK_NO_NUL}),
 ]
-# For free-text query parameters (`search`, `code` filters).
+# Free-text query parameters: the customers list's `search` and `code` filters.
 QueryText = Annotated[
     str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": NO_NUL}), NoNul
 ]
+CodeFilter = Annotated[str, Field(max_length=32, json_schema_extra={"pattern": NO_NUL}), NoNul]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size, 1-200.")]
 Cursor = Annotated[
     str, Field(min_length=1, max_length=1000, description="`next_cursor` of the previous page.")
