@@ -1,6 +1,8 @@
 """Gunicorn settings for the Procfile's `web` process (tunable through the environment)."""
 
 import os
+import shutil
+import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -14,3 +16,40 @@ preload_app = True
 accesslog = None
 # Large enough for any real JWT, so an oversized token reaches the API and gets its 401 problem.
 limit_request_field_size = 32768
+
+# --- Prometheus multiprocess mode -------------------------------------------------------------
+# Each worker process writes its metric values to files in PROMETHEUS_MULTIPROC_DIR and /metrics
+# sums them, so a scrape answered by any worker reports the totals of all. The variable must be
+# set before prometheus_client is first imported (it picks its value store at import), that is
+# here, before the preloaded app loads. Unset: a fresh directory of our own, removed at exit.
+_TEMP_DIR_MARKER = "DUKA_WEB_METRICS_TEMP_DIR"  # ours to remove at exit (survives a SIGHUP reload)
+_configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if not _configured:
+    _configured = os.environ[_TEMP_DIR_MARKER] = tempfile.mkdtemp(prefix="duka-web-metrics-")
+METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"] = _configured
+os.makedirs(METRICS_DIR, exist_ok=True)
+
+
+def _wipe_metrics_dir() -> None:
+    """Counters of an earlier run (a restarted container keeps its volume) must not leak in."""
+    for name in os.listdir(METRICS_DIR):
+        if name.endswith(".db"):
+            os.remove(os.path.join(METRICS_DIR, name))
+
+
+def on_starting(server: object) -> None:
+    # Runs once in the master, before any worker forks (the preloaded app's master-side files
+    # go too: the master never serves, so it never counts).
+    _wipe_metrics_dir()
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A worker is gone: drop its live gauges; its counters stay and keep counting in totals."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, METRICS_DIR)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    if os.environ.get(_TEMP_DIR_MARKER) == METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)

@@ -3,13 +3,15 @@ from django.urls import include, path
 from backend.api.app import api
 from backend.api.views import bad_request, not_found, server_error
 from backend.health import healthz, readyz
+from backend.observability.metrics import metrics_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("api/v1/", api.urls),
     path("o/", include("backend.issuer.urls")),  # built-in issuer; empty when OIDC_ISSUER is set
-    path("", include("django_prometheus.urls")),
+    # django-prometheus' route and name, with a view that adds the database-backed gauges.
+    path("metrics", metrics_view, name="prometheus-django-metrics"),
 ]
 
 handler400 = bad_request

@@ -34,6 +34,7 @@ from backend.integrations.africastalking import (
     fits_one_segment,
     is_gsm7,
 )
+from backend.observability.jobs import job_options
 from backend.queries import projections
 
 logger = logging.getLogger(__name__)
@@ -148,11 +149,11 @@ def add_to_outbox(*, order: Order, customer: Customer) -> SmsNotification:
     )
 
 
-def _nudge(notification_id: int) -> None:
+def _nudge(notification_id: int, *, options: dict[str, str] | None = None) -> None:
     from backend.jobs.sms import send_notification  # the broker is only needed after commit
 
     try:
-        send_notification.send(notification_id)
+        send_notification.send_with_options(args=(notification_id,), **(options or {}))
     except Exception as exc:  # any broker failure: the row stays pending and the relay sends it
         logger.warning(
             "SMS notification %s not handed to the broker (%s: %s); the outbox relay will send it",
@@ -167,8 +168,9 @@ def enqueue_after_commit(notification_id: int) -> None:
 
     A broker error at that moment is logged and never reaches the caller: the committed outbox
     row is the source of truth and the relay sweep picks it up. Outside a transaction the
-    message is sent at once (Django runs on_commit callbacks immediately in autocommit)."""
-    transaction.on_commit(partial(_nudge, notification_id), robust=True)
+    message is sent at once (Django runs on_commit callbacks immediately in autocommit).
+    The message carries the current request id, so the job's log lines can be matched to it."""
+    transaction.on_commit(partial(_nudge, notification_id, options=job_options()), robust=True)
 
 
 # --- Claims and outcomes (called by the worker) -------------------------------------------------

@@ -22,6 +22,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 from backend.jobs.middleware import DbConnections, OutboxRelay
+from backend.observability.jobs import JobLog
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def build_broker(*, redis_url: str | None, relay: bool = True) -> Broker:
     else:
         broker = StubBroker()
     broker.add_middleware(DbConnections())
+    broker.add_middleware(JobLog())  # request id of the enqueuing request + one line per job
     if relay:
         broker.add_middleware(OutboxRelay())
     return broker

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 SMS_NOTIFICATIONS = Counter(
     "duka_sms_notifications",
@@ -18,3 +20,28 @@ SMS_SEND_SECONDS = Histogram(
 # Export every series from the start, so rates and alerts work before the first failure.
 for _status in ("sent", "retry", "failed"):
     SMS_NOTIFICATIONS.labels(status=_status)
+
+
+class MessageDurationSeconds:
+    """Stands in for Dramatiq's `dramatiq_message_duration_milliseconds` histogram: the same
+    observations as `dramatiq_message_duration_seconds`, in Prometheus' base unit (promtool's
+    lint rejects the milliseconds name). Dramatiq calls `.labels(queue, actor).observe(ms)`."""
+
+    BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+    BUCKETS += (30.0, 60.0, 600.0, 900.0)
+
+    def __init__(self, histogram: Histogram | None = None) -> None:
+        self._histogram: Any = histogram or Histogram(
+            "dramatiq_message_duration_seconds",
+            "The time spent processing messages.",
+            ["queue_name", "actor_name"],
+            buckets=self.BUCKETS,
+            # Like Dramatiq's own metrics: exported through the multiprocess files only.
+            registry=CollectorRegistry(),
+        )
+
+    def labels(self, *values: str) -> MessageDurationSeconds:
+        return MessageDurationSeconds(self._histogram.labels(*values))
+
+    def observe(self, milliseconds: float) -> None:
+        self._histogram.observe(milliseconds / 1000)

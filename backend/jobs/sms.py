@@ -24,6 +24,7 @@ from backend.integrations.africastalking import (
     get_gateway,
 )
 from backend.jobs.metrics import SMS_NOTIFICATIONS, SMS_SEND_SECONDS
+from backend.observability.jobs import job_options
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Resul
 def _schedule(notification_id: int, delay_seconds: float) -> None:
     try:
         send_notification.send_with_options(
-            args=(notification_id,), delay=max(int(delay_seconds * 1000), 1)
+            args=(notification_id,), delay=max(int(delay_seconds * 1000), 1), **job_options()
         )
     except Exception as exc:  # the row is pending with a due time: the relay re-sends it
         logger.warning(
@@ -124,5 +125,6 @@ def _schedule(notification_id: int, delay_seconds: float) -> None:
     max_backoff=30_000,
     time_limit=120_000,
 )
-def send_notification(notification_id: int) -> None:
-    deliver(notification_id)
+def send_notification(notification_id: int) -> Result:
+    # The result is the job's `outcome` in its log line (backend.observability.jobs.JobLog).
+    return deliver(notification_id)

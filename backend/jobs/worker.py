@@ -11,42 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from backend.observability.rundir import run_directory  # imports no prometheus_client
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings.base")
 
-
-def _metrics_dir() -> str:
-    """One directory per `dramatiq` run (keyed by the CLI's pid, the parent of every worker and
-    fork process), so counters of an earlier run never leak in; dirs of dead runs are removed."""
-    explicit = os.environ.get("dramatiq_prom_db")  # noqa: SIM112 - Dramatiq's own name
-    if explicit:
-        return explicit
-    root = Path(tempfile.gettempdir()) / "duka-worker-metrics"
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.iterdir():
-        if stale.name.isdigit() and not _alive(int(stale.name)):
-            shutil.rmtree(stale, ignore_errors=True)
-    path = root / str(os.getppid())
-    path.mkdir(exist_ok=True)
-    return str(path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-_METRICS_DIR = _metrics_dir()
+# One directory per `dramatiq` run (see run_directory); the root is `dramatiq_prom_db` when set.
+_METRICS_ROOT = os.environ.get("dramatiq_prom_db") or os.path.join(  # noqa: SIM112 - Dramatiq's
+    tempfile.gettempdir(), "duka-worker-metrics"
+)
+_METRICS_DIR = str(run_directory(Path(_METRICS_ROOT), os.getppid()))
 # Must precede the first import of prometheus_client (django_prometheus imports it at setup):
 # the client picks its multiprocess value store once, at import.
 os.environ["dramatiq_prom_db"] = _METRICS_DIR  # noqa: SIM112 - Dramatiq's name
@@ -73,24 +51,31 @@ if not settings.REDIS_URL:
         "REDIS_URL must be set for the worker process (without it the web process runs its own in-process worker)"
     )
 
-if settings.SENTRY_DSN:
-    import sentry_sdk
-    from sentry_sdk.integrations.dramatiq import DramatiqIntegration
+from backend.observability.sentry import init_sentry  # noqa: E402
 
-    # Before the broker is created: the integration patches Broker.__init__.
-    sentry_sdk.init(dsn=settings.SENTRY_DSN, integrations=[DramatiqIntegration()])
+# Already done by the app's ready() in django.setup(); repeated here (a no-op then) to make the
+# order explicit: Sentry's Dramatiq integration patches Broker.__init__, so it must precede it.
+init_sentry()
 
+from dramatiq import Broker  # noqa: E402
 from dramatiq.middleware.prometheus import Prometheus, _metrics_handler  # noqa: E402
 
 from backend.jobs.broker import current_broker  # noqa: E402
 
 
 class WorkerPrometheus(Prometheus):
-    """Dramatiq's Prometheus middleware, with the exposition server on settings.METRICS_PORT."""
+    """Dramatiq's Prometheus middleware, with the exposition server on settings.METRICS_PORT
+    and message durations in seconds (`dramatiq_message_duration_seconds`)."""
 
     @property
     def forks(self) -> list[Callable[[], int]]:
         return [serve_metrics]
+
+    def after_process_boot(self, broker: Broker) -> None:
+        super().after_process_boot(broker)
+        from backend.jobs.metrics import MessageDurationSeconds
+
+        self.message_durations = MessageDurationSeconds()
 
 
 def serve_metrics() -> int:

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "ninja",
     "corsheaders",
     "django_prometheus",
+    "backend.observability",  # first of ours: Sentry starts before anything builds a broker
     "backend.commands",
     "backend.queries",
     "backend.issuer",
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "backend.observability.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "backend.api.middleware.ContentSecurityPolicyMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -63,7 +65,8 @@ MIDDLEWARE = [
     # The API is bearer-token only (Ninja views are CSRF-exempt); this guards any cookie-based view.
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # django-prometheus' own, with `view` labels that tell Ninja operations on one path apart.
+    "backend.observability.metrics.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "backend.urls"
@@ -258,10 +261,27 @@ if RATE_LIMIT_WRITES is not None and not re.fullmatch(r"[1-9]\d*/[smhd]", RATE_L
         f"RATE_LIMIT_WRITES must look like 100/m (count per s, m, h or d), got {RATE_LIMIT_WRITES!r}"
     )
 
+# One JSON object per line (docs/operate.md lists the fields); `text` reads better in a terminal.
+LOG_FORMAT = (env_str("LOG_FORMAT") or ("text" if DEBUG else "json")).lower()
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_phones": {"()": "backend.logs.MaskPhoneNumbersFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["mask_phones"]}},
+    "filters": {
+        "mask_phones": {"()": "backend.logs.MaskPhoneNumbersFilter"},
+        "request_context": {"()": "backend.observability.logging.RequestContextFilter"},
+    },
+    "formatters": {
+        "json": {"()": "backend.observability.logging.JsonFormatter"},
+        "text": {"()": "backend.observability.logging.TextFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["mask_phones", "request_context"],
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

@@ -29,7 +29,7 @@ def _render(customer_id: int) -> str:
 
 
 @router.post(
-    "/", response={201: CustomerOut}, auth=WRITE, throttle=write_limit, url_name="customers"
+    "/", response={201: CustomerOut}, auth=WRITE, throttle=write_limit, url_name="create_customer"
 )
 def create_customer(request: HttpRequest, payload: CustomerIn) -> HttpResponse:
     """Create a customer. Send `Idempotency-Key` to make retries safe."""
@@ -45,7 +45,7 @@ def create_customer(request: HttpRequest, payload: CustomerIn) -> HttpResponse:
     )
 
 
-@router.get("/", response=CustomerPage, auth=READ, url_name="customer_list")
+@router.get("/", response=CustomerPage, auth=READ, url_name="list_customers")
 def list_customers(
     request: HttpRequest,
     code: Annotated[str, Field(max_length=32)] | None = None,
@@ -57,7 +57,7 @@ def list_customers(
     return queries.list_customers(code=code, search=search, cursor=cursor, limit=limit)
 
 
-@router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="customer")
+@router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="get_customer")
 def get_customer(request: HttpRequest, customer_id: int) -> queries.CustomerRead:
     return queries.get_customer(customer_id)
 
@@ -67,7 +67,7 @@ def get_customer(request: HttpRequest, customer_id: int) -> queries.CustomerRead
     response=CustomerOut,
     auth=WRITE,
     throttle=write_limit,
-    url_name="customer_replace",
+    url_name="replace_customer",
 )
 def replace_customer(
     request: HttpRequest, customer_id: int, payload: CustomerIn
@@ -82,7 +82,7 @@ def replace_customer(
     response=CustomerOut,
     auth=WRITE,
     throttle=write_limit,
-    url_name="customer_patch",
+    url_name="update_customer",
 )
 def patch_customer(
     request: HttpRequest, customer_id: int, payload: CustomerPatch
@@ -99,7 +99,7 @@ def patch_customer(
     response={204: None},
     auth=WRITE,
     throttle=write_limit,
-    url_name="customer_delete",
+    url_name="delete_customer",
 )
 def delete_customer(request: HttpRequest, customer_id: int) -> Status:
     """Delete a customer without orders (409 otherwise). Its code may then be reused."""

@@ -25,7 +25,9 @@ def _render(order_id: int) -> str:
     return idempotency.render_json(OrderOut, queries.get_order(order_id))
 
 
-@router.post("/", response={201: OrderOut}, auth=WRITE, throttle=write_limit, url_name="orders")
+@router.post(
+    "/", response={201: OrderOut}, auth=WRITE, throttle=write_limit, url_name="create_order"
+)
 def place_order(request: HttpRequest, payload: OrderIn) -> HttpResponse:
     """Place an order; the customer's SMS is queued in the same transaction and sent asynchronously."""
     return idempotency.create(
@@ -40,7 +42,7 @@ def place_order(request: HttpRequest, payload: OrderIn) -> HttpResponse:
     )
 
 
-@router.get("/", response=OrderPage, auth=READ, url_name="order_list")
+@router.get("/", response=OrderPage, auth=READ, url_name="list_orders")
 def list_orders(
     request: HttpRequest,
     customer_id: ResourceId | None = None,
@@ -55,6 +57,6 @@ def list_orders(
     )
 
 
-@router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="order")
+@router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="get_order")
 def get_order(request: HttpRequest, order_id: int) -> queries.OrderRead:
     return queries.get_order(order_id)

@@ -1,0 +1,105 @@
+"""The web's Prometheus metrics: Duka's own, operation-aware route labels, and `/metrics`.
+
+Under gunicorn every worker process counts into its own files in PROMETHEUS_MULTIPROC_DIR
+(set up by `backend/gunicorn.conf.py`), and `/metrics` sums them, so whichever process answers
+a scrape reports the totals of all. Values that live in the database, such as the outbox
+backlog, are read at scrape time instead: they are the same whichever process reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+from django_prometheus.middleware import PrometheusAfterMiddleware as _PrometheusAfterMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from backend.observability.routes import operation_name
+
+logger = logging.getLogger(__name__)
+
+ORDERS_CREATED = Counter(
+    "duka_orders_created",
+    "Orders created (counted once their transaction has committed; replays of an "
+    "Idempotency-Key and bulk seeding are not counted).",
+)
+OUTBOX_QUERY_TIMEOUT_MS = 2000
+
+
+def count_created_order(*, sender: type, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    """`post_save` receiver for Order: counts the order once its transaction commits, so a
+    rolled-back order is never counted. Instrumentation, not business flow, hence a signal."""
+    if created and not raw:
+        transaction.on_commit(ORDERS_CREATED.inc, using=kwargs.get("using"))
+
+
+class OutboxPendingCollector(Collector):
+    """`duka_outbox_pending`: SMS notifications not yet accepted by the gateway, counted on the
+    partial index of pending rows at scrape time. Left out of the scrape (with a warning) when
+    the database does not answer in time, rather than failing every other metric."""
+
+    def collect(self) -> Iterator[Metric]:
+        from backend.commands.models import SmsNotification, SmsStatus
+
+        try:
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute(f"SET LOCAL statement_timeout = {OUTBOX_QUERY_TIMEOUT_MS}")
+                pending = SmsNotification.objects.filter(status=SmsStatus.PENDING).count()
+        except Exception as exc:
+            logger.warning("duka_outbox_pending not scraped: %s: %s", type(exc).__name__, exc)
+            return
+        yield GaugeMetricFamily(
+            "duka_outbox_pending",
+            "SMS notifications still pending: not yet accepted by the gateway.",
+            value=pending,
+        )
+
+
+class _Collectors:
+    """Several collectors seen as one registry by `generate_latest`."""
+
+    def __init__(self, collectors: Iterable[Any]) -> None:
+        self._collectors = list(collectors)
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self._collectors:
+            yield from collector.collect()
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def exposition() -> bytes:
+    """The text of `/metrics`: every process's counters (multiprocess mode) or this process's
+    registry, plus the values read from the database."""
+    path = multiprocess_dir()
+    process_metrics = MultiProcessCollector(None, path=path) if path else REGISTRY
+    return generate_latest(_Collectors([process_metrics, OutboxPendingCollector()]))  # type: ignore[arg-type]
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+class PrometheusAfterMiddleware(_PrometheusAfterMiddleware):
+    """django-prometheus' middleware with `view` naming the API operation, not the URL path:
+    `GET /api/v1/orders/` is `api-v1:list_orders` and `POST` on it `api-v1:create_order`."""
+
+    def label_metric(
+        self, metric: Any, request: HttpRequest, response: Any = None, **labels: Any
+    ) -> Any:
+        if "view" in labels and getattr(request, "resolver_match", None) is not None:
+            labels["view"] = operation_name(request) or labels["view"]
+        return super().label_metric(metric, request, response, **labels)
