@@ -5,11 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Schema
-from ninja.responses import NinjaJSONEncoder
 
 from backend.commands.idempotency import (
     IdempotencyClaim,
@@ -21,12 +19,6 @@ from backend.commands.idempotency import (
 from backend.errors import BadRequest
 
 HEADER = "Idempotency-Key"
-
-
-def render_json(schema: type[Schema], view: Any) -> str:
-    return json.dumps(
-        schema.model_validate(view, from_attributes=True).model_dump(), cls=NinjaJSONEncoder
-    )
 
 
 def _created(body: str, location: str, *, replayed: bool) -> HttpResponse:

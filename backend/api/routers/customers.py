@@ -6,14 +6,13 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
 from pydantic import Field
 
-from backend.api import idempotency
+from backend.api import idempotency, rendering
 from backend.api.auth import require
 from backend.api.schemas.common import Cursor, Limit
 from backend.api.schemas.customers import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
 from backend.api.throttling import write_limit
 from backend.commands import customers as commands
 from backend.queries import customers as queries
-from backend.queries.pagination import Page
 
 router = Router(tags=["customers"])
 READ = require("customers:read")
@@ -25,7 +24,7 @@ def _location(customer_id: int) -> str:
 
 
 def _render(customer_id: int) -> str:
-    return idempotency.render_json(CustomerOut, queries.get_customer(customer_id))
+    return rendering.dumps(rendering.customer(queries.get_customer(customer_id)))
 
 
 @router.post(
@@ -52,14 +51,15 @@ def list_customers(
     search: Annotated[str, Field(min_length=1, max_length=200)] | None = None,
     cursor: Cursor | None = None,
     limit: Limit = 50,
-) -> Page[queries.CustomerRead]:
+) -> HttpResponse:
     """Customers by ascending id. `code` is an exact match and `search` a substring of name or code, both ignoring case."""
-    return queries.list_customers(code=code, search=search, cursor=cursor, limit=limit)
+    page = queries.list_customers(code=code, search=search, cursor=cursor, limit=limit)
+    return rendering.json_response(rendering.page(page, rendering.customer))
 
 
 @router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="get_customer")
-def get_customer(request: HttpRequest, customer_id: int) -> queries.CustomerRead:
-    return queries.get_customer(customer_id)
+def get_customer(request: HttpRequest, customer_id: int) -> HttpResponse:
+    return rendering.json_response(rendering.customer(queries.get_customer(customer_id)))
 
 
 @router.put(
@@ -69,12 +69,10 @@ def get_customer(request: HttpRequest, customer_id: int) -> queries.CustomerRead
     throttle=write_limit,
     url_name="replace_customer",
 )
-def replace_customer(
-    request: HttpRequest, customer_id: int, payload: CustomerIn
-) -> queries.CustomerRead:
+def replace_customer(request: HttpRequest, customer_id: int, payload: CustomerIn) -> HttpResponse:
     """Replace every field; all are required."""
     commands.replace_customer(commands.ReplaceCustomer(customer_id=customer_id, **payload.dict()))
-    return queries.get_customer(customer_id)
+    return rendering.json_response(rendering.customer(queries.get_customer(customer_id)))
 
 
 @router.patch(
@@ -84,14 +82,12 @@ def replace_customer(
     throttle=write_limit,
     url_name="update_customer",
 )
-def patch_customer(
-    request: HttpRequest, customer_id: int, payload: CustomerPatch
-) -> queries.CustomerRead:
+def patch_customer(request: HttpRequest, customer_id: int, payload: CustomerPatch) -> HttpResponse:
     """Change any subset of the fields."""
     commands.patch_customer(
         commands.PatchCustomer(customer_id=customer_id, **payload.dict(exclude_unset=True))
     )
-    return queries.get_customer(customer_id)
+    return rendering.json_response(rendering.customer(queries.get_customer(customer_id)))
 
 
 @router.delete(

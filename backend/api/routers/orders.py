@@ -3,14 +3,13 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
-from backend.api import idempotency
+from backend.api import idempotency, rendering
 from backend.api.auth import require
 from backend.api.schemas.common import AwareDatetime, Cursor, Limit, ResourceId
 from backend.api.schemas.orders import OrderIn, OrderOut, OrderPage
 from backend.api.throttling import write_limit
 from backend.commands import orders as commands
 from backend.queries import orders as queries
-from backend.queries.pagination import Page
 
 router = Router(tags=["orders"])
 READ = require("orders:read")
@@ -22,7 +21,7 @@ def _location(order_id: int) -> str:
 
 
 def _render(order_id: int) -> str:
-    return idempotency.render_json(OrderOut, queries.get_order(order_id))
+    return rendering.dumps(rendering.order(queries.get_order(order_id)))
 
 
 @router.post(
@@ -50,13 +49,14 @@ def list_orders(
     until: AwareDatetime | None = None,
     cursor: Cursor | None = None,
     limit: Limit = 50,
-) -> Page[queries.OrderRead]:
+) -> HttpResponse:
     """Orders newest first. `since` is inclusive and `until` exclusive (RFC 3339)."""
-    return queries.list_orders(
+    page = queries.list_orders(
+    return rendering.json_response(rendering.page(page, rendering.order))
         customer_id=customer_id, since=since, until=until, cursor=cursor, limit=limit
     )
 
 
 @router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="get_order")
-def get_order(request: HttpRequest, order_id: int) -> queries.OrderRead:
-    return queries.get_order(order_id)
+def get_order(request: HttpRequest, order_id: int) -> HttpResponse:
+    return rendering.json_response(rendering.order(queries.get_order(order_id)))
