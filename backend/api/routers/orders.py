@@ -52,9 +52,9 @@ def list_orders(
 ) -> HttpResponse:
     """Orders newest first. `since` is inclusive and `until` exclusive (RFC 3339)."""
     page = queries.list_orders(
-    return rendering.json_response(rendering.page(page, rendering.order))
         customer_id=customer_id, since=since, until=until, cursor=cursor, limit=limit
     )
+    return rendering.json_response(rendering.page(page, rendering.order))
 
 
 @router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="get_order")
