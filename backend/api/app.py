@@ -15,6 +15,7 @@ from ninja.parser import Parser
 
 from backend.api.auth import ScopedBearer, register_auth_error_handlers
 from backend.api.errors import register_error_handlers
+from backend.api.openapi import complete_openapi
 from backend.api.routers.customers import router as customers_router
 from backend.api.routers.orders import router as orders_router
 from backend.api.routers.sms import router as sms_router
@@ -83,7 +84,9 @@ class DukaAPI(NinjaAPI):
     ) -> OpenAPISchema:
         if path_prefix is None:
             path_prefix = self.get_root_path(path_params or {})
-        return ScopedOpenAPISchema(self, path_prefix)
+        schema = ScopedOpenAPISchema(self, path_prefix)
+        complete_openapi(schema)
+        return schema
 
 
 api = DukaAPI(

@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
-from pydantic import Field
 
 from backend.api import idempotency, rendering
 from backend.api.auth import require
-from backend.api.schemas.common import Cursor, Limit
+from backend.api.schemas.common import CodeFilter, Cursor, Limit, QueryText
 from backend.api.schemas.customers import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
 from backend.api.throttling import write_limit
 from backend.commands import customers as commands
@@ -47,8 +44,8 @@ def create_customer(request: HttpRequest, payload: CustomerIn) -> HttpResponse:
 @router.get("/", response=CustomerPage, auth=READ, url_name="list_customers")
 def list_customers(
     request: HttpRequest,
-    code: Annotated[str, Field(max_length=32)] | None = None,
-    search: Annotated[str, Field(min_length=1, max_length=200)] | None = None,
+    code: CodeFilter | None = None,
+    search: QueryText | None = None,
     cursor: Cursor | None = None,
     limit: Limit = 50,
 ) -> HttpResponse:

@@ -46,6 +46,7 @@ def _token_ok(given: str | None) -> bool:
             {"name": "token", "in": "query", "required": True, "schema": {"type": "string"}},
         ],
         "requestBody": {
+            "required": True,
             "content": {
                 "application/x-www-form-urlencoded": {
                     "schema": {
@@ -54,10 +55,14 @@ def _token_ok(given: str | None) -> bool:
                         "properties": {
                             "id": {
                                 "type": "string",
+                                "minLength": 1,
+                                "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
                                 "description": "messageId from the send response",
                             },
                             "status": {
                                 "type": "string",
+                                "minLength": 1,
+                                "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
                                 "description": "Success, Failed, Rejected, Sent, Submitted, Buffered, ...",
                             },
                             "phoneNumber": {"type": "string"},
@@ -67,7 +72,7 @@ def _token_ok(given: str | None) -> bool:
                         },
                     }
                 }
-            }
+            },
         },
     },
 )
@@ -81,7 +86,12 @@ def delivery_report(request: HttpRequest) -> HttpResponse:
         )
     message_id = request.POST.get("id", "").strip()
     status = request.POST.get("status", "").strip()
-    missing = [name for name, value in (("id", message_id), ("status", status)) if not value]
+    # PostgreSQL cannot compare or store NUL: such a report is as unusable as a missing field.
+    missing = [
+        name
+        for name, value in (("id", message_id), ("status", status))
+        if not value or "\x00" in value
+    ]
     if missing:
         return problem_response(
             422,
@@ -93,6 +103,6 @@ def delivery_report(request: HttpRequest) -> HttpResponse:
     changed = commands.apply_delivery_report(
         message_id=message_id[:100],
         status=status,
-        failure_reason=request.POST.get("failureReason", "").strip()[:200],
+        failure_reason=request.POST.get("failureReason", "").replace("\x00", "").strip()[:200],
     )
     return JsonResponse({"updated": changed})
