@@ -11,13 +11,18 @@ def test_quickstart_prints_a_working_token_command(client):
     out = StringIO()
     call_command("quickstart", no_serve=True, port=8123, stdout=out)
     text = out.getvalue()
-    match = re.search(r"curl -s -u '?([^:' ]+):([^' ]+)'? -d grant_type=client_credentials -d scope='([^']+)' (\S+)", text)
+    match = re.search(
+        r"curl -s -u '?([^:' ]+):([^' ]+)'? -d grant_type=client_credentials -d scope='([^']+)' (\S+)",
+        text,
+    )
     assert match, text
     client_id, secret, scope, url = match.groups()
     assert url == "http://localhost:8123/o/token/"
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     token = client.post(
-        "/o/token/", {"grant_type": "client_credentials", "scope": scope}, HTTP_AUTHORIZATION=f"Basic {basic}"
+        "/o/token/",
+        {"grant_type": "client_credentials", "scope": scope},
+        HTTP_AUTHORIZATION=f"Basic {basic}",
     ).json()["access_token"]
     assert "/api/v1/customers/" in text
     response = client.get("/api/v1/customers/", HTTP_AUTHORIZATION=f"Bearer {token}")
