@@ -301,7 +301,27 @@ def _client_id(claims: Mapping[str, Any]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Verified:
+    principal: Principal
+    kid: str
+    key: _Key
+    expires: float  # the token's `exp`
+
+
 class TokenValidator:
+    """Validates access tokens, remembering the ones it accepted.
+
+    Clients reuse a token for many requests, and a full check (two JWT parses and an RSA
+    signature verification) was the largest part of a cheap request's time. A token seen before
+    is accepted again only while it has not reached its `exp` and the key that verified it is
+    still the one the key source serves for its `kid`, so a key rotated out, or a refreshed key
+    set, sends it through the full check again. Only accepted tokens are remembered, at most
+    `VERIFIED_TOKENS` of them per process.
+    """
+
+    VERIFIED_TOKENS = 1024
+
     def __init__(
         self,
         *,
@@ -316,11 +336,17 @@ class TokenValidator:
         self.algorithms = frozenset(algorithms)
         self.keys = keys
         self.leeway = leeway
+        self._verified: dict[str, _Verified] = {}
         if self.algorithms & {"none", "HS256", "HS384", "HS512"}:
             raise ValueError("symmetric or 'none' algorithms are never accepted")
 
     def validate(self, token: str) -> Principal:
         """The caller behind `token`. Raises InvalidToken or IssuerUnavailable, nothing else."""
+        seen = self._verified.get(token) if isinstance(token, str) else None
+        if seen is not None:
+            if time.time() < seen.expires and self.keys.get(seen.kid) is seen.key:
+                return seen.principal
+            self._verified.pop(token, None)
         if not isinstance(token, str) or not token:
             raise InvalidToken("the bearer token is empty")
         if len(token) > MAX_TOKEN_LENGTH:
@@ -346,9 +372,17 @@ class TokenValidator:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise InvalidToken("the token has no subject (sub)")
-        return Principal(
+        principal = Principal(
             subject=subject, client_id=_client_id(claims), scopes=scopes_from_claims(claims)
         )
+        expires = claims["exp"]
+        if isinstance(expires, int | float) and not isinstance(expires, bool):
+            if len(self._verified) >= self.VERIFIED_TOKENS:
+                self._verified.clear()  # rare (that many live tokens per process) and cheap
+            self._verified[token] = _Verified(
+                principal=principal, kid=kid, key=key, expires=float(expires)
+            )
+        return principal
 
     def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
         try:
