@@ -11,11 +11,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_check(**env: str) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OIDC_", "AFRICAS_", "SMS_"))}
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "OIDC_", "AFRICAS_", "SMS_"))
+    }
     full.update({"DJANGO_SETTINGS_MODULE": "backend.settings.base", "DJANGO_DEBUG": "1"})
     full.update(env)
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=full, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -41,7 +50,9 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
     ],
 )
 def test_bad_configuration_stops_with_one_line(env, variable):
-    result = run_check(**{**({"DJANGO_SECRET_KEY": "x" * 50} if env.get("DJANGO_SECRET_KEY") != "" else {}), **env})
+    result = run_check(
+        **{**({"DJANGO_SECRET_KEY": "x" * 50} if env.get("DJANGO_SECRET_KEY") != "" else {}), **env}
+    )
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -50,7 +61,9 @@ def test_bad_configuration_stops_with_one_line(env, variable):
 
 
 def test_good_configuration_passes():
-    result = run_check(REDIS_URL="redis://127.0.0.1:6379/0", RATE_LIMIT_WRITES="100/m", SMS_DEFAULT_REGION="tz")
+    result = run_check(
+        REDIS_URL="redis://127.0.0.1:6379/0", RATE_LIMIT_WRITES="100/m", SMS_DEFAULT_REGION="tz"
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -58,7 +71,12 @@ def test_wsgi_reports_configuration_errors_in_one_line():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OIDC_"))}
     env.update({"DJANGO_SETTINGS_MODULE": "backend.settings.base", "DJANGO_DEBUG": "0"})
     result = subprocess.run(
-        [sys.executable, "-c", "import backend.wsgi"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", "import backend.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
