@@ -67,6 +67,10 @@ P50_GROWTH = 1.25
 DRAIN_SECONDS = 30.0
 SEED_SECONDS = 180.0
 WEB_RSS_MB = 200.0
+# A run during which work this bench did not start used more than this share of the machine
+# is measured again (up to --retries times per bench run); the least disturbed attempt counts.
+OTHER_CPU_LIMIT = 10.0
+QUIET_WAIT_SECONDS = 30.0
 
 
 def log(message: str) -> None:
@@ -537,6 +541,7 @@ class Options:
     keep_db: bool
     profile: set[str]
     serve: float
+    retry_budget: int
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -606,18 +611,43 @@ def phase(
             wrk(
                 wrk_bin, url, seconds=opts.warmup, mode=endpoint.mode, token=auth, id_range=id_range
             )
-        profilers = {}
-        if endpoint.key in opts.profile:
-            # Writes also profile the SMS worker: it shares the machine with the web processes.
-            sampled = {"web": web, "worker": worker} if endpoint.kind == "write" else {"web": web}
-            for name, proc in sampled.items():
-                stem = f"{opts.label or 'run'}-{size}-{endpoint.key}-{name}"
-                profilers[name] = start_profiler(proc, opts.seconds, stem)
-        figures = wrk(
-            wrk_bin, url, seconds=opts.seconds, mode=endpoint.mode, token=auth, id_range=id_range
-        )
-        if profilers:
-            figures["profile"] = {name: finish_profiler(*p) for name, p in profilers.items()}
+        attempts: list[dict[str, Any]] = []
+        while True:
+            quiet = wait_quiet(QUIET_WAIT_SECONDS)
+            profilers = {}
+            if endpoint.key in opts.profile:
+                # Writes also profile the SMS worker: it shares the machine with the web.
+                sampled = (
+                    {"web": web, "worker": worker} if endpoint.kind == "write" else {"web": web}
+                )
+                for name, proc in sampled.items():
+                    stem = f"{opts.label or 'run'}-{size}-{endpoint.key}-{name}"
+                    profilers[name] = start_profiler(proc, opts.seconds, stem)
+            figures = wrk(
+                wrk_bin,
+                url,
+                seconds=opts.seconds,
+                mode=endpoint.mode,
+                token=auth,
+                id_range=id_range,
+            )
+            if profilers:
+                figures["profile"] = {name: finish_profiler(*p) for name, p in profilers.items()}
+            figures["quiet_before"] = quiet
+            attempts.append(figures)
+            other = figures["cpu_pct"]["other"]
+            if other <= OTHER_CPU_LIMIT or opts.retry_budget <= 0:
+                break
+            opts.retry_budget -= 1
+            log(
+                f"{endpoint.label}: other work used {other} % of the CPU during the run; "
+                f"measuring again ({opts.retry_budget} retries left in this run)"
+            )
+            if endpoint.kind == "write":
+                wait_drained(db_url, 300)
+        figures = min(attempts, key=lambda a: a["cpu_pct"]["other"])
+        figures["attempts"] = len(attempts)
+        figures["disturbed"] = figures["cpu_pct"]["other"] > OTHER_CPU_LIMIT
         figures["web_rss"] = memory(web)
         figures["worker_rss"] = memory(worker)
         result["endpoints"][endpoint.key] = {
@@ -635,6 +665,20 @@ def phase(
             result["drain_after_post_seconds"] = drained
             log(f"outbox drained {drained} s after the write run")
     return result
+
+
+def wait_quiet(timeout: float) -> bool:
+    """Wait (bounded) until work this bench did not start uses under OTHER_CPU_LIMIT % of the
+    machine over one second; False when it never did within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with CpuSplit() as sample:
+            time.sleep(1.0)
+        if sample.result["other"] <= OTHER_CPU_LIMIT:
+            return True
+        if time.monotonic() >= deadline:
+            log(f"the machine stayed busy with other work ({sample.result['other']} % CPU)")
+            return False
 
 
 def start_profiler(proc: Proc, seconds: float, name: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -927,7 +971,9 @@ def machine() -> dict[str, Any]:
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
 
-    def add(name: str, measured: str, ok: bool | None) -> None:
+    def add(name: str, measured: str, ok: bool | None, *figures: dict[str, Any]) -> None:
+        if any(f.get("disturbed") for f in figures):
+            measured += "; disturbed by other work on the machine"
         checks.append({"target": name, "measured": measured, "met": ok})
 
     phases = results["phases"]
@@ -941,11 +987,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"POST /orders/ >= {POST_VS_HEALTHZ}x /healthz req/s ({int(size):,} orders)",
                 f"{ratio:.2f}x ({post['rps']:.0f} / {ceiling:.0f})",
                 ratio >= POST_VS_HEALTHZ,
+                post,
+                eps["healthz"],
             )
             add(
                 f"POST /orders/ p99 <= {POST_P99_MS:.0f} ms ({int(size):,} orders)",
                 f"{post['p99_ms']:.1f} ms",
                 post["p99_ms"] <= POST_P99_MS,
+                post,
             )
             add(
                 f"POST /orders/ 0 errors ({int(size):,} orders)",
@@ -960,6 +1009,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{ep['label']} >= {READ_VS_HEALTHZ}x /healthz req/s ({int(size):,} orders)",
                 f"{ratio:.2f}x ({ep['rps']:.0f} / {ceiling:.0f})",
                 ratio >= READ_VS_HEALTHZ,
+                ep,
+                eps["healthz"],
             )
             if ep["errors"]:
                 add(f"{ep['label']} 0 errors ({int(size):,} orders)", str(ep["errors"]), False)
@@ -970,10 +1021,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             if ep["kind"] != "read" or key not in small:
                 continue
             growth = ep["p50_ms"] / small[key]["p50_ms"]
+            cpu = ep["cpu_ms_per_request"]["web"] / max(
+                small[key]["cpu_ms_per_request"]["web"], 1e-9
+            )
             add(
                 f"{ep['label']} p50 at {int(sizes[-1]):,} <= {P50_GROWTH}x p50 at {int(sizes[0]):,}",
-                f"{growth:.2f}x ({ep['p50_ms']:.2f} / {small[key]['p50_ms']:.2f} ms)",
+                f"{growth:.2f}x ({ep['p50_ms']:.2f} / {small[key]['p50_ms']:.2f} ms; "
+                f"web CPU per request {cpu:.2f}x)",
                 growth <= P50_GROWTH,
+                ep,
+                small[key],
             )
     if "burst" in results:
         b = results["burst"]
@@ -1029,8 +1086,9 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         ceiling = data["endpoints"]["healthz"]["rps"]
         for ep in data["endpoints"].values():
+            mark = " (disturbed)" if ep.get("disturbed") else ""
             lines.append(
-                f"| `{ep['label']}` | {ep['rps']:.0f} | {ep['rps'] / ceiling:.2f} | {ep['p50_ms']:.2f} "
+                f"| `{ep['label']}`{mark} | {ep['rps']:.0f} | {ep['rps'] / ceiling:.2f} | {ep['p50_ms']:.2f} "
                 f"| {ep['p99_ms']:.2f} | {ep['errors']} | {ep['web_rss']['max_process_mb']:.0f} / "
                 f"{ep['web_rss']['total_mb']:.0f} | {ep['worker_rss']['max_process_mb']:.0f} / "
                 f"{ep['worker_rss']['total_mb']:.0f} | {_cpu_cell(ep)} |"
@@ -1115,6 +1173,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         metavar="SECONDS",
         help="only set up (first size), print URL and token, keep serving this long",
     )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=8,
+        help="re-measurements allowed per bench run when other work disturbed one (default 8)",
+    )
     parser.add_argument("--keep-db", action="store_true", help="leave duka_bench for inspection")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -1142,6 +1206,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         keep_db=args.keep_db,
         profile=set(filter(None, args.profile.split(","))),
         serve=args.serve,
+        retry_budget=max(0, args.retries),
     )
 
 
