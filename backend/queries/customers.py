@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Q
+from django.db import connection
 
 from backend.errors import BadRequest, NotFound
 from backend.queries.models import CustomerView
@@ -27,13 +27,25 @@ class CustomerRead:
 
 
 _FIELDS = [f.name for f in fields(CustomerRead)]
+# SQL written once at import, as in backend.queries.orders; the filters are the ones Django
+# generates for `code__iexact` and `name__icontains` (UPPER on both sides), as substring tests.
+_COLUMNS = ", ".join(f'"{CustomerView._meta.get_field(name).column}"' for name in _FIELDS)
+_SELECT = f'SELECT {_COLUMNS} FROM "{CustomerView._meta.db_table}"'  # noqa: S608 - model metadata
+_GET = _SELECT + ' WHERE "id" = %s'
+_BY_ID = ' ORDER BY "id" LIMIT %s'
+
+
+def _fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def get_customer(customer_id: int) -> CustomerRead:
-    row = CustomerView.objects.filter(id=customer_id).values(*_FIELDS).first()
-    if row is None:
+    rows = _fetch(_GET, [customer_id])
+    if not rows:
         raise NotFound(f"Customer {customer_id} does not exist.")
-    return CustomerRead(**row)
+    return CustomerRead(*rows[0])
 
 
 def list_customers(
@@ -45,17 +57,25 @@ def list_customers(
 ) -> Page[CustomerRead]:
     """Customers by ascending id; `code` matches exactly and `search` as a substring, both ignoring case."""
     filters = {"code": code, "search": search}
-    qs = CustomerView.objects.all()
+    where: list[str] = []
+    params: list[object] = []
     if code is not None:
-        qs = qs.filter(code__iexact=code)
+        where.append('UPPER("code"::text) = UPPER(%s)')
+        params.append(code)
     if search is not None:
-        qs = qs.filter(Q(name__icontains=search) | Q(code__icontains=search))
+        where.append(
+            '(STRPOS(UPPER("name"::text), UPPER(%s)) > 0'
+            ' OR STRPOS(UPPER("code"::text), UPPER(%s)) > 0)'
+        )
+        params += [search, search]
     if cursor is not None:
         key = decode_cursor(cursor, "customers", filters)
         if len(key) != 1 or not isinstance(key[0], int):
             raise BadRequest("The cursor is malformed.")
-        qs = qs.filter(id__gt=key[0])
-    rows = list(qs.order_by("id").values(*_FIELDS)[: limit + 1])
-    items = [CustomerRead(**row) for row in rows[:limit]]
+        where.append('"id" > %s')
+        params.append(key[0])
+    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + _BY_ID
+    rows = _fetch(sql, [*params, limit + 1])
+    items = [CustomerRead(*row) for row in rows[:limit]]
     next_cursor = encode_cursor("customers", filters, [items[-1].id]) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)
