@@ -11,6 +11,7 @@ from django.db import connection
 from backend.errors import BadRequest, NotFound
 from backend.queries.models import CustomerView
 from backend.queries.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+from backend.queries.sql import fetch, sqlite_converters
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +36,11 @@ _GET = _SELECT + ' WHERE "id" = %s'
 _BY_ID = ' ORDER BY "id" LIMIT %s'
 
 
+_CONVERTERS = sqlite_converters(CustomerRead)
+
+
 def _fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return fetch(sql, params, _CONVERTERS)
 
 
 def get_customer(customer_id: int) -> CustomerRead:
@@ -60,12 +62,13 @@ def list_customers(
     where: list[str] = []
     params: list[object] = []
     if code is not None:
-        where.append('UPPER("code"::text) = UPPER(%s)')
+        where.append('UPPER("code") = UPPER(%s)')
         params.append(code)
     if search is not None:
+        # A substring test, not LIKE, so `%` and `_` in the search are plain characters.
+        position = "STRPOS" if connection.vendor == "postgresql" else "INSTR"
         where.append(
-            '(STRPOS(UPPER("name"::text), UPPER(%s)) > 0'
-            ' OR STRPOS(UPPER("code"::text), UPPER(%s)) > 0)'
+            f'({position}(UPPER("name"), UPPER(%s)) > 0 OR {position}(UPPER("code"), UPPER(%s)) > 0)'
         )
         params += [search, search]
     if cursor is not None:

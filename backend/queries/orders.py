@@ -6,12 +6,12 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from backend.errors import BadRequest, NotFound
 from backend.queries.models import OrderView
 from backend.queries.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+from backend.queries.sql import fetch, sqlite_converters
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +36,11 @@ _GET = _SELECT + ' WHERE "id" = %s'
 _NEWEST_FIRST = ' ORDER BY "time" DESC, "id" DESC LIMIT %s'
 
 
+_CONVERTERS = sqlite_converters(OrderRead)
+
+
 def _fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return fetch(sql, params, _CONVERTERS)
 
 
 def get_order(order_id: int) -> OrderRead:

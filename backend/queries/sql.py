@@ -1,0 +1,67 @@
+"""Raw reads for the hot paths, portable between PostgreSQL and the quick start's SQLite.
+
+psycopg returns aware datetimes and exact Decimals; sqlite3 returns naive datetimes and stores
+money with NUMERIC affinity (1500.00 comes back as the int 1500, 1500.10 as a float), so SQLite
+rows are converted per column from the view dataclass's field types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+
+CENT = Decimal("0.01")
+Row = tuple[Any, ...]
+
+
+def _money(value: Any) -> Any:
+    return (
+        None
+        if value is None
+        else Decimal(repr(value) if isinstance(value, float) else str(value)).quantize(CENT)
+    )
+
+
+def _utc(value: Any) -> Any:
+    return (
+        value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+    )
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def sqlite_converters(view: type) -> tuple[Callable[[Any], Any], ...]:
+    """One converter per field of a view dataclass, by its declared type."""
+    hints = typing.get_type_hints(view)
+    converters: list[Callable[[Any], Any]] = []
+    for field in dataclasses.fields(view):
+        kinds = typing.get_args(hints[field.name]) or (hints[field.name],)
+        converters.append(_money if Decimal in kinds else _utc if datetime in kinds else _same)
+    return tuple(converters)
+
+
+def fetch(sql: str, params: Sequence[Any], converters: Sequence[Callable[[Any], Any]]) -> list[Row]:
+    """Run one SELECT; rows come back as the view dataclass's positional arguments."""
+    postgres = connection.vendor == "postgresql"
+    if not postgres:
+        params = [
+            connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p
+            for p in params
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if postgres:
+        return rows
+    return [
+        tuple(convert(value) for convert, value in zip(converters, row, strict=True))
+        for row in rows
+    ]
