@@ -1101,10 +1101,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("")
     if "burst" in results:
         b = results["burst"]
-        series = ", ".join(
-            f"{t:.0f}s:{c}"
-            for t, c in b["pending_samples"][:: max(1, len(b["pending_samples"]) // 40)]
-        )
+        samples = b["pending_samples"][:: max(1, len(b["pending_samples"]) // 40)]
+        series = ", ".join(f"{t:.1f}s:{c}" for t, c in samples)
         lines += [
             f"## SMS burst ({b['seconds']:.0f} s of POST /api/v1/orders/ at concurrency {results['concurrency']})",
             "",
