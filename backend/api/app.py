@@ -6,9 +6,10 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import register_converter
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 from ninja.parser import Parser
@@ -89,6 +90,16 @@ class DukaAPI(NinjaAPI):
         return schema
 
 
+def swagger_settings() -> dict[str, Any]:
+    """Swagger UI pre-fills the client id only: a secret in a public page would not be secret."""
+    oauth: dict[str, Any] = {
+        "scopes": ["customers:read", "customers:write", "orders:read", "orders:write"]
+    }
+    if settings.OIDC_CLIENT_ID:
+        oauth["clientId"] = settings.OIDC_CLIENT_ID
+    return {"persistAuthorization": True, "dukaOAuth": oauth}
+
+
 api = DukaAPI(
     title="Duka API",
     version="1.0.0",
@@ -96,6 +107,7 @@ api = DukaAPI(
     urls_namespace="api-v1",
     parser=DecimalJSONParser(),
     docs_url="/docs",
+    docs=Swagger(settings=swagger_settings()),
     openapi_url="/openapi.json",
 )
 register_error_handlers(api)

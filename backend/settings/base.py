@@ -76,7 +76,8 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Overrides Ninja's Swagger page to pre-fill the Authorize dialog (OIDC_CLIENT_ID).
+        "DIRS": [BASE_DIR / "backend" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }
@@ -154,6 +155,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 USE_I18N = False
 STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "backend" / "static"]
 # Swagger UI assets come from the installed `ninja` app, so no collectstatic step is needed.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -33,3 +33,21 @@ def test_docs_page_serves_its_assets_locally(client):
     assert "/static/ninja/swagger-ui-bundle.js" in html
     asset = client.get("/static/ninja/swagger-ui-bundle.js")
     assert asset.status_code == 200
+
+
+def test_docs_prefill_the_client_id_but_never_the_secret(client, settings):
+    import json
+    import re
+
+    from backend.api.app import swagger_settings
+
+    settings.OIDC_CLIENT_ID = "swagger-client"
+    settings.OIDC_CLIENT_SECRET = "top-secret-value"
+    oauth = swagger_settings()["dukaOAuth"]
+    assert oauth["clientId"] == "swagger-client"
+    assert "top-secret-value" not in json.dumps(swagger_settings())
+    page = client.get("/api/v1/docs").content.decode()
+    assert "/static/duka/swagger-oauth.js" in page
+    assert "top-secret-value" not in page
+    assert re.search(r'"dukaOAuth"', page)
+    assert client.get("/static/duka/swagger-oauth.js").status_code == 200
