@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -11,7 +11,7 @@ from django.db import connection
 from backend.errors import BadRequest, NotFound
 from backend.queries.models import CustomerView
 from backend.queries.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
-from backend.queries.sql import fetch, sqlite_converters
+from backend.queries.sql import ViewReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,24 +27,14 @@ class CustomerRead:
     last_order_at: datetime | None
 
 
-_FIELDS = [f.name for f in fields(CustomerRead)]
 # SQL written once at import, as in backend.queries.orders; the filters are the ones Django
 # generates for `code__iexact` and `name__icontains` (UPPER on both sides), as substring tests.
-_COLUMNS = ", ".join(f'"{CustomerView._meta.get_field(name).column}"' for name in _FIELDS)
-_SELECT = f'SELECT {_COLUMNS} FROM "{CustomerView._meta.db_table}"'  # noqa: S608 - model metadata
-_GET = _SELECT + ' WHERE "id" = %s'
+_READER = ViewReader(CustomerView, CustomerRead)
 _BY_ID = ' ORDER BY "id" LIMIT %s'
 
 
-_CONVERTERS = sqlite_converters(CustomerRead)
-
-
-def _fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:
-    return fetch(sql, params, _CONVERTERS)
-
-
 def get_customer(customer_id: int) -> CustomerRead:
-    rows = _fetch(_GET, [customer_id])
+    rows = _READER.rows(' WHERE "id" = %s', [customer_id])
     if not rows:
         raise NotFound(f"Customer {customer_id} does not exist.")
     return CustomerRead(*rows[0])
@@ -77,8 +67,8 @@ def list_customers(
             raise BadRequest("The cursor is malformed.")
         where.append('"id" > %s')
         params.append(key[0])
-    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + _BY_ID
-    rows = _fetch(sql, [*params, limit + 1])
+    sql = (" WHERE " + " AND ".join(where) if where else "") + _BY_ID
+    rows = _READER.rows(sql, [*params, limit + 1])
     items = [CustomerRead(*row) for row in rows[:limit]]
     next_cursor = encode_cursor("customers", filters, [items[-1].id]) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 from backend.errors import BadRequest, NotFound
 from backend.queries.models import OrderView
 from backend.queries.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
-from backend.queries.sql import fetch, sqlite_converters
+from backend.queries.sql import ViewReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,25 +26,14 @@ class OrderRead:
     sms_status: str
 
 
-_FIELDS = [f.name for f in fields(OrderRead)]
-# The SQL of these reads is written once, at import: compiling the same ORM query on every
-# request cost more CPU than running it (docs/performance.md). Columns are OrderRead's fields,
-# in its order, so a row is the dataclass's positional arguments.
-_COLUMNS = ", ".join(f'"{OrderView._meta.get_field(name).column}"' for name in _FIELDS)
-_SELECT = f'SELECT {_COLUMNS} FROM "{OrderView._meta.db_table}"'  # noqa: S608 - model metadata
-_GET = _SELECT + ' WHERE "id" = %s'
+# The SQL of the hot reads is written once, at import: compiling the same ORM query on every
+# request cost more CPU than running it (docs/performance.md).
+_READER = ViewReader(OrderView, OrderRead)
 _NEWEST_FIRST = ' ORDER BY "time" DESC, "id" DESC LIMIT %s'
 
 
-_CONVERTERS = sqlite_converters(OrderRead)
-
-
-def _fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:
-    return fetch(sql, params, _CONVERTERS)
-
-
 def get_order(order_id: int) -> OrderRead:
-    rows = _fetch(_GET, [order_id])
+    rows = _READER.rows(' WHERE "id" = %s', [order_id])
     if not rows:
         raise NotFound(f"Order {order_id} does not exist.")
     return OrderRead(*rows[0])
@@ -85,8 +74,8 @@ def list_orders(
         # the rows that share its timestamp. A page costs the same at any depth.
         where.append('"time" <= %s AND ("time" < %s OR "id" < %s)')
         params += [time, time, last_id]
-    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + _NEWEST_FIRST
-    rows = _fetch(sql, [*params, limit + 1])
+    sql = (" WHERE " + " AND ".join(where) if where else "") + _NEWEST_FIRST
+    rows = _READER.rows(sql, [*params, limit + 1])
     items = [OrderRead(*row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

@@ -65,3 +65,18 @@ def fetch(sql: str, params: Sequence[Any], converters: Sequence[Callable[[Any], 
         tuple(convert(value) for convert, value in zip(converters, row, strict=True))
         for row in rows
     ]
+
+
+class ViewReader:
+    """`SELECT <the view dataclass's fields> FROM <its table>`, built once at import."""
+
+    def __init__(self, model: type, view: type) -> None:
+        columns = ", ".join(
+            f'"{model._meta.get_field(f.name).column}"' for f in dataclasses.fields(view)
+        )
+        self.select = f'SELECT {columns} FROM "{model._meta.db_table}"'  # noqa: S608 - metadata
+        self._converters = sqlite_converters(view)
+
+    def rows(self, tail: str, params: Sequence[Any]) -> list[Row]:
+        """Rows of `select + tail`, as the view dataclass's positional arguments."""
+        return fetch(self.select + tail, params, self._converters)
