@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from backend import projections
 from backend.commands.clock import now_ms
 from backend.commands.idempotency import IdempotencyClaim, complete_claim
 from backend.commands.models import Customer
 from backend.commands.phone import normalize_phone_number
 from backend.errors import Conflict, InvalidField, NotFound
-from backend.queries import projections
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +58,15 @@ def _save(customer: Customer, *, created: bool) -> None:
             customer.save(force_insert=created, force_update=not created)
     except IntegrityError:
         raise Conflict(f"A customer with code {customer.code!r} already exists.") from None
-    projections.apply_customer_saved(customer, created=created)
+    projections.apply_customer_saved(
+        customer_id=customer.pk,
+        name=customer.name,
+        code=customer.code,
+        phone_number=customer.phone_number,
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
+        created=created,
+    )
 
 
 @transaction.atomic(durable=True)

@@ -3,34 +3,46 @@
 A claim is its own short transaction, so a concurrent repeat sees it at once (409 while in
 progress). Completion happens in the command's transaction, so a record says "done" exactly when
 the resource exists. A claim whose request died before committing is taken over after
-`STALE_CLAIM` (nothing was created for it, or it would be completed).
+IDEMPOTENCY_STALE_CLAIM_SECONDS (nothing was created for it, or it would be completed).
+
+Claims are fenced: each carries a token, and completing, storing or releasing it only works
+while the record still holds that token. A request that was merely slow (a lock wait, a slow
+disk) and lost its claim to a retry cannot complete it: `complete_claim` raises, the command's
+transaction rolls back, and the retry's resource is the only one.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from backend.commands.clock import now_ms
 from backend.commands.models import IdempotencyRecord
 from backend.errors import Conflict
 
-RETENTION = timedelta(hours=24)
-STALE_CLAIM = timedelta(seconds=60)
-
 
 @dataclass(frozen=True, kw_only=True)
 class IdempotencyClaim:
     record_id: int
+    token: uuid.UUID
 
 
 @dataclass(frozen=True, kw_only=True)
 class Replay:
-    status: int
     resource_id: int
     body: str | None
+
+
+class ClaimLost(Conflict):
+    """This request's claim was taken over by a later request with the same key."""
+
+
+def _window(name: str) -> timedelta:
+    return timedelta(seconds=float(getattr(settings, name)))
 
 
 @transaction.atomic(durable=True)
@@ -39,52 +51,71 @@ def claim_key(
 ) -> IdempotencyClaim | Replay:
     """Claim `key` for a new request, or return what the first request with it produced."""
     now = now_ms()
+    token = uuid.uuid4()
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(
-                subject=subject, endpoint=endpoint, key=key, fingerprint=fingerprint, created_at=now
+                subject=subject,
+                endpoint=endpoint,
+                key=key,
+                fingerprint=fingerprint,
+                claim_token=token,
+                created_at=now,
             )
-        return IdempotencyClaim(record_id=record.pk)
+        return IdempotencyClaim(record_id=record.pk, token=token)
     except IntegrityError:
         pass
     record = IdempotencyRecord.objects.select_for_update().get(
         subject=subject, endpoint=endpoint, key=key
     )
-    expired = record.created_at < now - RETENTION
-    abandoned = record.resource_id is None and record.created_at < now - STALE_CLAIM
+    expired = record.created_at < now - _window("IDEMPOTENCY_RETENTION_SECONDS")
+    abandoned = record.resource_id is None and record.created_at < now - _window(
+        "IDEMPOTENCY_STALE_CLAIM_SECONDS"
+    )
     if expired or abandoned:
         record.fingerprint = fingerprint
         record.created_at = now
+        record.claim_token = token
         record.resource_id = record.response_status = record.response_body = None
         record.save()
-        return IdempotencyClaim(record_id=record.pk)
+        return IdempotencyClaim(record_id=record.pk, token=token)
     if record.fingerprint != fingerprint:
         raise Conflict("This Idempotency-Key was already used with a different request body.")
     if record.resource_id is None or record.response_status is None:
         raise Conflict("A request with this Idempotency-Key is still in progress; retry later.")
-    return Replay(
-        status=record.response_status, resource_id=record.resource_id, body=record.response_body
-    )
+    return Replay(resource_id=record.resource_id, body=record.response_body)
+
+
+def _mine(claim: IdempotencyClaim) -> dict[str, object]:
+    return {"pk": claim.record_id, "claim_token": claim.token}
 
 
 def complete_claim(claim: IdempotencyClaim, *, resource_id: int, status: int = 201) -> None:
-    """Precondition: runs inside the transaction that created the resource."""
-    IdempotencyRecord.objects.filter(pk=claim.record_id).update(
+    """Precondition: runs inside the transaction that created the resource. Raises ClaimLost
+    (rolling that transaction back) when a later request took the claim over."""
+    updated = IdempotencyRecord.objects.filter(**_mine(claim), resource_id__isnull=True).update(
         resource_id=resource_id, response_status=status
     )
+    if updated != 1:
+        raise ClaimLost(
+            "A newer request with this Idempotency-Key took over while this one was still "
+            "running; its result is the one kept. Retry to get it."
+        )
 
 
 def store_response(claim: IdempotencyClaim, body: str) -> None:
     """Keep the first response body so that replays return it byte for byte."""
-    IdempotencyRecord.objects.filter(pk=claim.record_id).update(response_body=body)
+    IdempotencyRecord.objects.filter(**_mine(claim)).update(response_body=body)
 
 
 def release_claim(claim: IdempotencyClaim) -> None:
-    """The request failed: nothing was created, so the key may be used again."""
-    IdempotencyRecord.objects.filter(pk=claim.record_id, resource_id__isnull=True).delete()
+    """The request failed: nothing was created, so the key may be used again (unless a later
+    request holds it by now)."""
+    IdempotencyRecord.objects.filter(**_mine(claim), resource_id__isnull=True).delete()
 
 
 def purge_expired() -> int:
     """Delete records past the 24 h replay window; returns how many."""
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=now_ms() - RETENTION).delete()
+    cutoff = now_ms() - _window("IDEMPOTENCY_RETENTION_SECONDS")
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted

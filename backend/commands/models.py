@@ -75,6 +75,13 @@ class SmsNotification(models.Model):
     claim_token = models.UUIDField(null=True, blank=True)
     first_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Publishing (only the dispatcher sets these): when the row's current message was handed to
+    # the broker, or last seen still queued there, and that message's id in the broker. Null
+    # `enqueued_at`: the row needs a message once it is due.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    broker_message_id = models.CharField(max_length=64, blank=True, default="")
+    # The id of the request that placed the order, so the SMS job logs under it.
+    request_id = models.CharField(max_length=128, blank=True, default="")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -86,10 +93,32 @@ class SmsNotification(models.Model):
                 name="sms_pending_idx",
                 condition=models.Q(status="pending"),
             ),
+            # What the dispatcher looks for on every wake-up: rows that need a message.
+            models.Index(
+                fields=["id"],
+                name="sms_unpublished_idx",
+                condition=models.Q(status="pending", enqueued_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"SMS for order {self.order_id}: {self.status}"
+
+
+class EarlyDeliveryReport(models.Model):
+    """A final delivery report that arrived before its send was recorded (the gateway can report
+    `Rejected` before it answers the send). Applied, and deleted, when the send is recorded."""
+
+    gateway_message_id = models.CharField(max_length=100, unique=True)
+    status = models.CharField(max_length=16, choices=SmsStatus.choices)
+    reason = models.CharField(max_length=300, blank=True, default="")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "sms_early_reports"
+
+    def __str__(self) -> str:
+        return f"{self.gateway_message_id}: {self.status}"
 
 
 class IdempotencyRecord(models.Model):
@@ -102,6 +131,9 @@ class IdempotencyRecord(models.Model):
     resource_id = models.BigIntegerField(null=True)
     response_status = models.PositiveSmallIntegerField(null=True)
     response_body = models.TextField(null=True, help_text="first response body, replayed verbatim")  # noqa: DJ001 - NULL means not stored yet
+    # Fences the claim: only the request holding the current token may complete or release it,
+    # so a slow request whose claim was taken over cannot also create the resource.
+    claim_token = models.UUIDField(null=True)
     created_at = models.DateTimeField()
 
     class Meta:

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from backend.commands import sms
+from backend import projections
+from backend.commands import outbox
 from backend.commands.clock import now_ms
 from backend.commands.idempotency import IdempotencyClaim, complete_claim
 from backend.commands.models import Customer, Order
 from backend.errors import InvalidField
-from backend.queries import projections
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,19 +24,34 @@ class PlaceOrder:
 
 @transaction.atomic(durable=True)
 def place_order(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None = None) -> int:
-    """Precondition: `amount` > 0 with at most 2 places (the API validates; the DB re-checks)."""
+    """Precondition: `amount` > 0 with at most 2 places (the API validates; the DB re-checks).
+
+    Writes rows and returns: the dispatcher publishes the SMS once this commits."""
     try:
-        # Locking the customer serialises its orders, which keeps its aggregates exact and makes
-        # the order time monotonic per customer.
+        # Locking the customer serialises its orders, which keeps its aggregates exact.
         customer = Customer.objects.select_for_update().get(pk=cmd.customer_id)
     except Customer.DoesNotExist:
         raise InvalidField("customer_id", f"Customer {cmd.customer_id} does not exist.") from None
     order = Order.objects.create(
         customer=customer, item=cmd.item.strip(), amount=cmd.amount, time=now_ms()
     )
-    notification = sms.add_to_outbox(order=order, customer=customer)
-    projections.apply_order_placed(order, customer, sms_status=notification.status)
+    sms_status = outbox.add_sms(
+        order_id=order.pk,
+        recipient=customer.phone_number,
+        customer_name=customer.name,
+        item=order.item,
+        amount_text=f"{order.amount:.2f}",
+    )
+    projections.apply_order_placed(
+        order_id=order.pk,
+        customer_id=customer.pk,
+        customer_code=customer.code,
+        customer_name=customer.name,
+        item=order.item,
+        amount=order.amount,
+        time=order.time,
+        sms_status=sms_status,
+    )
     if idempotency is not None:
         complete_claim(idempotency, resource_id=order.pk)
-    sms.enqueue_after_commit(notification.pk)
     return order.pk

@@ -1,4 +1,4 @@
-"""Africa's Talking SMS behind a small port (`SmsGateway`), plus the SMS encoding rules.
+"""Africa's Talking SMS behind a small port (`SmsGateway`), and AT's status vocabulary.
 
 The official SDK (`africastalking.SMS.SMSService`) builds and validates the request; a subclass
 adds what the SDK lacks: a base-URL override, the HTTP status of a refused request, and a body we
@@ -12,10 +12,13 @@ to the log instead of sending it (the quick start needs no account).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
 import re
+import socket
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,13 +27,11 @@ import requests
 from africastalking.Service import AfricasTalkingException
 from africastalking.SMS import SMSService
 from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 logger = logging.getLogger(__name__)
-
-# Explicit (connect, read) timeouts: the SDK's own default is similar, but the worker's claim
-# lease is sized from these, so they are ours to choose. Read timeout overridable for tests.
-CONNECT_TIMEOUT_S = 3.05
-READ_TIMEOUT_S = 10.0
 
 _E164 = re.compile(r"^\+\d{1,3}\d{3,}$")  # what the SDK accepts (`Service.validate_phone`)
 _MAX_ERROR_TEXT = 300
@@ -57,8 +58,6 @@ class SmsAccepted:
 
     message_id: str | None
     cost: str
-    status_code: int
-    status: str
 
 
 class SmsGateway(Protocol):
@@ -121,33 +120,26 @@ def classify_http_status(status: int) -> Outcome:
     return Outcome.TRANSIENT
 
 
-# --- SMS encoding: one segment is 160 GSM-7 septets or 70 UCS-2 code units ----------------------
-
-GSM7_SEGMENT = 160
-UCS2_SEGMENT = 70
-# GSM 03.38 basic character set (without ESC) and the extension table (each costs two septets).
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+# --- Delivery reports: AT's vocabulary -----------------------------------------------------------
 
 
-def is_gsm7(text: str) -> bool:
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+class ReportOutcome(enum.Enum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
 
 
-def sms_units(text: str) -> tuple[int, int]:
-    """(units used, units in one segment) for the encoding the text needs."""
-    if is_gsm7(text):
-        return sum(2 if ch in GSM7_EXTENSION else 1 for ch in text), GSM7_SEGMENT
-    # UCS-2 on the air is UTF-16: characters outside the BMP (emoji) take two units.
-    return len(text.encode("utf-16-le")) // 2, UCS2_SEGMENT
+# Final statuses move the message on; the rest (Sent, Submitted, Buffered, ...) are intermediate.
+DELIVERED_REPORT_STATUSES = frozenset({"Success"})
+FAILED_REPORT_STATUSES = frozenset({"Failed", "Rejected", "AbsentSubscriber", "Expired"})
 
 
-def fits_one_segment(text: str) -> bool:
-    used, limit = sms_units(text)
-    return used <= limit
+def classify_report_status(status: str) -> ReportOutcome | None:
+    """A delivery report's `status`: delivered, failed, or None for an intermediate one."""
+    if status in DELIVERED_REPORT_STATUSES:
+        return ReportOutcome.DELIVERED
+    if status in FAILED_REPORT_STATUSES:
+        return ReportOutcome.FAILED
+    return None
 
 
 # --- Gateways ----------------------------------------------------------------------------------
@@ -162,12 +154,119 @@ class GatewayHTTPError(AfricasTalkingException):
         self.body = body
 
 
+class DeadlineExceeded(TransientSmsError):
+    """The gateway call ran past its total deadline and its connection was cut."""
+
+
+# --- Transport: keep-alive sessions and a total deadline ---------------------------------------
+#
+# `requests` timeouts are per socket operation: a reply that trickles one byte every few seconds
+# never times out. The worker's claim lease is sized from the longest attempt, so an attempt
+# needs a real upper bound: a watchdog shuts down the sockets the call is using when its
+# deadline passes, which ends any blocked read at once.
+
+_attempt = threading.local()
+
+
+def _track(conn: HTTPConnection) -> None:
+    conns = getattr(_attempt, "conns", None)
+    if conns is not None and conn not in conns:
+        conns.append(conn)
+
+
+class _TrackedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        _track(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _track(self)
+        super().request(*args, **kwargs)
+
+
+class _TrackedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        _track(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _track(self)
+        super().request(*args, **kwargs)
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class _TrackedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def _session() -> requests.Session:
+    """One keep-alive session per thread: `requests.Session` is not thread-safe, and a new TCP
+    (and TLS) connection per SMS costs more than the request itself."""
+    session = getattr(_attempt, "session", None)
+    if session is None:
+        session = requests.Session()
+        adapter = _TrackedAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        _attempt.session = session
+    return session
+
+
+def _cut(conns: list[HTTPConnection], expired: threading.Event) -> None:
+    expired.set()
+    for conn in list(conns):
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def post_within(
+    url: str, *, deadline: float, timeout: tuple[float, float], **kwargs: Any
+) -> requests.Response:
+    """`POST` on this thread's session, cut off after `deadline` seconds in all.
+
+    Raises DeadlineExceeded when the watchdog had to cut the connection; a reply that was
+    complete before then is returned even if the watchdog fired just after."""
+    conns: list[HTTPConnection] = []
+    expired = threading.Event()
+    _attempt.conns = conns
+    watchdog = threading.Timer(deadline, _cut, args=(conns, expired))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        response = _session().post(url, timeout=timeout, allow_redirects=False, **kwargs)
+        _ = response.content  # read the whole body inside the deadline
+        return response
+    except requests.RequestException:
+        if expired.is_set():
+            raise DeadlineExceeded(
+                f"gateway gave no complete answer within {deadline:g}s"
+            ) from None
+        raise
+    finally:
+        watchdog.cancel()
+        _attempt.conns = None
+
+
 class _SMSService(SMSService):
     """The SDK's SMS service with a configurable base URL and a status-preserving transport."""
 
-    def __init__(self, username: str, api_key: str, *, base_url: str | None) -> None:
+    def __init__(
+        self, username: str, api_key: str, *, base_url: str | None, deadline: float
+    ) -> None:
         # Set before the SDK's constructor, which calls `_init_service`.
         self._base_url_override = base_url.rstrip("/") if base_url else None
+        self._deadline = deadline
         super().__init__(username, api_key)
 
     def _init_service(self) -> None:
@@ -187,12 +286,13 @@ class _SMSService(SMSService):
         callback: Any = None,
         timeout: Any = None,
     ) -> Any:
-        """Same request as the SDK's transport, synchronous only; keeps the HTTP status on errors
-        and returns the body text for the caller to parse whatever its content type."""
+        """The SDK's request on our transport (keep-alive, total deadline), synchronous only;
+        keeps the HTTP status on errors and returns the body text for the caller to parse
+        whatever its content type."""
         if callback is not None or method.upper() != "POST":
             return super()._make_request(url, method, headers, data, params, callback, timeout)
-        response = requests.post(
-            url=url, headers=headers, params=params, data=data, timeout=timeout
+        response = post_within(
+            url, deadline=self._deadline, timeout=timeout, headers=headers, params=params, data=data
         )
         if not 200 <= response.status_code < 300:
             raise GatewayHTTPError(response.status_code, response.text)
@@ -214,11 +314,20 @@ class AfricasTalkingGateway:
         api_key: str,
         sender_id: str | None = None,
         base_url: str | None = None,
-        timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+        timeout: tuple[float, float] | None = None,
+        deadline: float | None = None,
     ) -> None:
-        self._service = _SMSService(username, api_key, base_url=base_url)
+        self._timeout = timeout or (
+            float(settings.SMS_GATEWAY_CONNECT_TIMEOUT_SECONDS),
+            float(settings.SMS_GATEWAY_READ_TIMEOUT_SECONDS),
+        )
+        self._service = _SMSService(
+            username,
+            api_key,
+            base_url=base_url,
+            deadline=deadline or float(settings.SMS_GATEWAY_DEADLINE_SECONDS),
+        )
         self._sender_id = sender_id
-        self._timeout = timeout
 
     @property
     def url(self) -> str:
@@ -231,6 +340,8 @@ class AfricasTalkingGateway:
             )
         except ValueError as exc:  # the SDK's phone validation, before any I/O
             raise PermanentSmsError(f"invalid recipient number: {exc}") from None
+        except DeadlineExceeded:
+            raise
         except GatewayHTTPError as exc:
             outcome = classify_http_status(exc.status_code)
             permanent = outcome is Outcome.PERMANENT or self._refused_permanently(exc.body)
@@ -290,8 +401,6 @@ class AfricasTalkingGateway:
         return SmsAccepted(
             message_id=str(message_id) if message_id not in (None, "", "None") else None,
             cost=str(entry.get("cost", "")),
-            status_code=code,
-            status=status,
         )
 
 
@@ -303,7 +412,7 @@ class ConsoleGateway:
             raise PermanentSmsError(f"invalid recipient number: {to}")
         message_id = f"console-{uuid.uuid4().hex}"
         logger.info("SMS to %s (console backend, not sent; id %s): %s", to, message_id, message)
-        return SmsAccepted(message_id=message_id, cost="", status_code=101, status="Success")
+        return SmsAccepted(message_id=message_id, cost="")
 
 
 def get_gateway() -> SmsGateway:
@@ -312,11 +421,9 @@ def get_gateway() -> SmsGateway:
     api_key = settings.AFRICAS_TALKING_API_KEY
     if not username or not api_key:
         return ConsoleGateway()
-    read_timeout = float(getattr(settings, "SMS_GATEWAY_READ_TIMEOUT_SECONDS", READ_TIMEOUT_S))
     return AfricasTalkingGateway(
         username=username,
         api_key=api_key,
         sender_id=settings.AFRICAS_TALKING_SENDER_ID,
         base_url=settings.AFRICAS_TALKING_API_URL,
-        timeout=(CONNECT_TIMEOUT_S, read_timeout),
     )

@@ -1,9 +1,12 @@
 """The Dramatiq broker of this process, built from settings at import.
 
 With `REDIS_URL` set: a `RedisBroker` on a client with socket timeouts (redis-py's URL pool has
-none, so a dead Redis would otherwise hang the enqueuing request). Without it: an in-memory
+none, so a silent Redis would otherwise hang the dispatcher). Without it: an in-memory
 `StubBroker`, served by `start_inprocess_worker()` inside the web process (quick start only;
 messages live in that process's memory, the outbox row stays the source of truth).
+
+Only the outbox dispatcher (`backend.jobs.dispatcher`) publishes to this broker; web requests
+never call it.
 
 Import this module before declaring actors: actors bind to the global broker when declared.
 """
@@ -21,15 +24,11 @@ from dramatiq import Broker, Worker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
-from backend.jobs.middleware import DbConnections, OutboxRelay
+from backend.jobs.middleware import DbConnections, OutboxDispatch
 from backend.observability.jobs import JobLog
 
 logger = logging.getLogger(__name__)
 
-NAMESPACE = "duka"
-# Dramatiq requeues the unacked messages of a worker silent for this long (SIGKILL, lost node).
-HEARTBEAT_TIMEOUT_SECONDS = 60.0
-MAINTENANCE_CHANCE = 1000  # per million broker commands; Dramatiq's default
 REDIS_CONNECT_TIMEOUT_SECONDS = 2.0
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 
@@ -48,32 +47,26 @@ def redis_client(url: str) -> redis.Redis:
     )
 
 
-def build_broker(*, redis_url: str | None, relay: bool = True) -> Broker:
-    """A broker with our middleware: default Dramatiq set, DB connection hygiene, outbox relay
-    (the relay only runs where a Worker boots on this broker)."""
+def build_broker(*, redis_url: str | None, dispatch: bool = True) -> Broker:
+    """A broker with our middleware: default Dramatiq set, DB connection hygiene, job logs, and
+    the outbox dispatcher (which only runs where a Worker boots on this broker)."""
     broker: Broker
     if redis_url:
         broker = RedisBroker(
             client=redis_client(redis_url),
-            namespace=getattr(settings, "DRAMATIQ_NAMESPACE", NAMESPACE),
-            heartbeat_timeout=int(
-                1000
-                * float(
-                    getattr(
-                        settings, "DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS", HEARTBEAT_TIMEOUT_SECONDS
-                    )
-                )
-            ),
-            maintenance_chance=int(
-                getattr(settings, "DRAMATIQ_MAINTENANCE_CHANCE", MAINTENANCE_CHANCE)
-            ),
+            namespace=settings.DRAMATIQ_NAMESPACE,
+            # Dramatiq requeues the unacked messages of a worker silent this long (SIGKILL).
+            heartbeat_timeout=int(1000 * float(settings.DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS)),
+            maintenance_chance=int(settings.DRAMATIQ_MAINTENANCE_CHANCE),
         )
     else:
         broker = StubBroker()
     broker.add_middleware(DbConnections())
-    broker.add_middleware(JobLog())  # request id of the enqueuing request + one line per job
-    if relay:
-        broker.add_middleware(OutboxRelay())
+    broker.add_middleware(
+        JobLog()
+    )  # request id of the request that placed the order + one line per job
+    if dispatch:
+        broker.add_middleware(OutboxDispatch())
     return broker
 
 
@@ -97,9 +90,10 @@ def current_broker() -> Broker:
 
 
 def start_inprocess_worker(*, threads: int = 2) -> bool:
-    """Quick start without Redis: serve this process's in-memory broker from worker threads
-    (they also run the outbox relay). Idempotent; False when not started by this call, e.g.
-    with REDIS_URL set (then the `worker` process type does the work)."""
+    """Quick start without Redis: serve this process's in-memory broker from worker threads;
+    booting them starts the outbox dispatcher (it polls the SQLite outbox). Idempotent; False
+    when not started by this call, e.g. with REDIS_URL set (the `worker` process type does the
+    work then)."""
     global _worker
     if settings.REDIS_URL:
         return False
@@ -108,7 +102,10 @@ def start_inprocess_worker(*, threads: int = 2) -> bool:
             return False
         import backend.jobs.sms  # noqa: F401 - declares the actors on the broker
 
-        worker = Worker(current_broker(), worker_threads=threads, worker_timeout=500)
+        broker = current_broker()
+        if not any(isinstance(m, OutboxDispatch) for m in broker.middleware):
+            broker.add_middleware(OutboxDispatch())
+        worker = Worker(broker, worker_threads=threads, worker_timeout=500)
         worker.start()
         _worker = worker
     atexit.register(stop_inprocess_worker)

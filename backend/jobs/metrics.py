@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 SMS_NOTIFICATIONS = Counter(
     "duka_sms_notifications",
@@ -15,6 +15,14 @@ SMS_SEND_SECONDS = Histogram(
     "duka_sms_send_seconds",
     "Time spent in one gateway call, whatever its outcome.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0),
+)
+
+QUEUE_DEPTH = Gauge(
+    "duka_queue_depth",
+    "Messages waiting in the broker per queue (ready and delayed), sampled by the dispatcher.",
+    ["queue"],
+    # Each worker process samples the same Redis lists: the newest sample is the answer.
+    multiprocess_mode="mostrecent",
 )
 
 # Export every series from the start, so rates and alerts work before the first failure.

@@ -1,10 +1,11 @@
-"""Dramatiq middleware: Django database hygiene and the outbox relay that runs inside workers."""
+"""Dramatiq middleware: Django database hygiene, and the outbox dispatcher (with the liveness
+heartbeat) that runs inside every booted worker."""
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
+import time
 from typing import Any
 
 from django.conf import settings
@@ -12,9 +13,10 @@ from django.db import close_old_connections, connection
 from dramatiq import Broker, Middleware, Worker
 from dramatiq.message import Message
 
-logger = logging.getLogger(__name__)
+from backend.jobs.dispatcher import Dispatcher
+from backend.jobs.liveness import Heartbeat, heartbeat_dir, worker_alive
 
-RELAY_INTERVAL_SECONDS = 10.0
+logger = logging.getLogger(__name__)
 
 
 class DbConnections(Middleware):
@@ -40,50 +42,33 @@ class DbConnections(Middleware):
         connection.close()
 
 
-class OutboxRelay(Middleware):
-    """Runs `relay_pending` every few seconds in a thread of each booted worker.
-
-    The relay finds outbox rows whose message never reached a worker (broker down at commit
-    time, message lost, worker killed) and enqueues them again. Any number of worker processes
-    may run it at once (see `backend.commands.sms.relay_pending`)."""
+class OutboxDispatch(Middleware):
+    """Starts the outbox dispatcher (and, in a `dramatiq` CLI run, the liveness heartbeat) when
+    a worker boots on this broker, and stops them before it shuts down."""
 
     def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._heartbeat: Heartbeat | None = None
 
     def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
-        self._thread.start()
+        self.dispatcher = Dispatcher(broker)
+        self.dispatcher.start()
+        directory = heartbeat_dir()
+        if directory is not None:
+            dispatcher = self.dispatcher
+            max_age = float(settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS)
+
+            def healthy() -> bool:
+                fresh = time.monotonic() - dispatcher.last_beat < max_age
+                return worker_alive(worker) and dispatcher.alive and fresh
+
+            self._heartbeat = Heartbeat(directory, healthy)
+            self._heartbeat.start()
 
     def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        interval = float(getattr(settings, "SMS_RELAY_INTERVAL_SECONDS", RELAY_INTERVAL_SECONDS))
-        try:
-            # Jitter keeps replicas that booted together from sweeping in lockstep.
-            while not self._stop.wait(interval * random.uniform(0.8, 1.2)):  # noqa: S311 - not crypto
-                sweep()
-        finally:
-            connection.close()
-
-
-def sweep() -> int:
-    """One relay pass; never raises (a down database or broker is retried next pass)."""
-    from backend.commands.sms import relay_pending
-    from backend.jobs.sms import send_notification
-
-    close_old_connections()
-    try:
-        return relay_pending(enqueue=send_notification.send)
-    except Exception as exc:
-        logger.warning(
-            "Outbox relay pass failed, retrying next pass: %s: %s", type(exc).__name__, exc
-        )
-        return 0
-    finally:
-        close_old_connections()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            self.dispatcher = None

@@ -1,8 +1,11 @@
 """SMS actor: send one outbox row through the gateway and record the outcome.
 
-At-least-once delivery from the broker is made at-most-once-per-acceptance by the claim in
-`backend.commands.sms`: a redelivered or duplicated message finds the row sent, failed, not yet
-due or claimed by someone else, and does nothing.
+The dispatcher publishes `send_sms_notification(row_id)` for every due row. At-least-once
+delivery from the broker is made at-most-once-per-acceptance by the claim in
+`backend.commands.outbox`: a redelivered or duplicated message finds the row sent, failed, not
+yet due or claimed by someone else, and does nothing. A failed attempt schedules the next one
+in the row (`next_attempt_at`); the dispatcher publishes it when due, so this actor never
+enqueues anything.
 """
 
 from __future__ import annotations
@@ -13,31 +16,32 @@ from collections.abc import Callable
 from typing import Literal, TypeVar
 
 import dramatiq
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
 import backend.jobs.broker  # noqa: F401 - sets the global broker before the actor binds to it
-from backend.commands import sms
+from backend.commands import outbox
 from backend.integrations.africastalking import (
     PermanentSmsError,
     SmsGateway,
     TransientSmsError,
     get_gateway,
 )
+from backend.jobs.dispatcher import SMS_ACTOR, SMS_QUEUE
 from backend.jobs.metrics import SMS_NOTIFICATIONS, SMS_SEND_SECONDS
-from backend.observability.jobs import job_options
+from backend.observability.jobs import set_job_outcome
 
 logger = logging.getLogger(__name__)
 
-QUEUE = "sms"
 T = TypeVar("T")
 Result = Literal["sent", "retry", "failed", "skipped", "stale"]
 
 
 def _with_db_retries(record: Callable[[], T]) -> T:
     """Recording an outcome right after the gateway call must not be lost to a database blip:
-    losing a `sent` would mean a second SMS once the claim lease expires."""
-    delays = (0.5, 1.0, 2.0, 4.0)
-    for delay in delays:
+    losing a `sent` would mean a second SMS once the claim lease expires. The claim lease is
+    sized to outlast these waits (settings: SMS_CLAIM_LEASE_SECONDS)."""
+    for delay in settings.SMS_RECORD_RETRY_DELAYS_SECONDS:
         try:
             return record()
         except (OperationalError, InterfaceError) as exc:
@@ -51,7 +55,7 @@ def _with_db_retries(record: Callable[[], T]) -> T:
 
 def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Result:
     """One delivery attempt for one notification; returns what happened."""
-    claim = sms.claim_notification(notification_id)
+    claim = outbox.claim_notification(notification_id)
     if claim is None:
         return "skipped"
     gateway = gateway or get_gateway()
@@ -66,10 +70,12 @@ def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Resul
             logger.exception("Unexpected error sending SMS notification %s", notification_id)
         error = str(exc) or type(exc).__name__
         outcome = _with_db_retries(
-            lambda: sms.record_failure(claim, error=error, permanent=permanent)
+            lambda: outbox.record_failure(claim, error=error, permanent=permanent)
         )
+        if outcome.kind == "stale":
+            return "stale"
+        SMS_NOTIFICATIONS.labels(status=outcome.kind).inc()
         if outcome.kind == "failed":
-            SMS_NOTIFICATIONS.labels(status="failed").inc()
             logger.warning(
                 "SMS notification %s failed after attempt %d: %s",
                 notification_id,
@@ -77,9 +83,6 @@ def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Resul
                 error,
             )
             return "failed"
-        if outcome.kind == "stale":
-            return "stale"
-        SMS_NOTIFICATIONS.labels(status="retry").inc()
         logger.info(
             "SMS notification %s attempt %d failed (%s); retrying in %.1fs",
             notification_id,
@@ -87,11 +90,10 @@ def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Resul
             error,
             outcome.retry_in,
         )
-        _schedule(notification_id, outcome.retry_in)
         return "retry"
     SMS_SEND_SECONDS.observe(time.monotonic() - started)
     recorded = _with_db_retries(
-        lambda: sms.record_sent(claim, message_id=accepted.message_id, cost=accepted.cost)
+        lambda: outbox.record_sent(claim, message_id=accepted.message_id, cost=accepted.cost)
     )
     if recorded:
         SMS_NOTIFICATIONS.labels(status="sent").inc()
@@ -102,29 +104,21 @@ def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Resul
     return "stale"
 
 
-def _schedule(notification_id: int, delay_seconds: float) -> None:
-    try:
-        send_notification.send_with_options(
-            args=(notification_id,), delay=max(int(delay_seconds * 1000), 1), **job_options()
-        )
-    except Exception as exc:  # the row is pending with a due time: the relay re-sends it
-        logger.warning(
-            "Could not schedule the retry of SMS notification %s (%s); the outbox relay will",
-            notification_id,
-            exc,
-        )
-
-
 @dramatiq.actor(
-    queue_name=QUEUE,
-    actor_name="send_sms_notification",
-    # Gateway errors are handled above with the outbox's own backoff; Dramatiq's retries only
-    # cover unexpected failures such as the database being unreachable at claim time.
-    max_retries=5,
-    min_backoff=1000,
-    max_backoff=30_000,
-    time_limit=120_000,
+    queue_name=SMS_QUEUE,
+    actor_name=SMS_ACTOR,
+    # The outbox owns retries (its backoff and budget) and redelivery (the dispatcher), so a
+    # message that fails is not retried by Dramatiq as well.
+    max_retries=0,
+    time_limit=int(1000 * float(settings.SMS_ACTOR_TIME_LIMIT_SECONDS)),
 )
-def send_notification(notification_id: int) -> Result:
-    # The result is the job's `outcome` in its log line (backend.observability.jobs.JobLog).
-    return deliver(notification_id)
+def send_notification(notification_id: int) -> None:
+    try:
+        outcome = deliver(notification_id)
+    except (OperationalError, InterfaceError) as exc:
+        # The row is untouched or still claimed: the dispatcher's sweep publishes it again.
+        logger.warning(
+            "SMS notification %s not attempted, database error: %s", notification_id, exc
+        )
+        outcome = "error"
+    set_job_outcome(outcome)  # the job's log line (backend.observability.jobs.JobLog)

@@ -4,12 +4,14 @@ Each Dramatiq worker process imports this module: it points prometheus_client at
 multiprocess directory *before* anything imports it, sets Django up, refuses to start without
 REDIS_URL, enables Sentry's Dramatiq integration before the broker exists, adds the Prometheus
 middleware (only here: it needs the CLI's process_boot hook), and declares the actors.
-Metrics are served on `:$METRICS_PORT/metrics` by a process the CLI forks (`serve_metrics`).
+Metrics are served on `:$METRICS_PORT/metrics`, and liveness on `:$METRICS_PORT/healthz`, by a
+process the CLI forks (`serve_metrics`). Booting each worker starts its outbox dispatcher.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -78,12 +80,30 @@ class WorkerPrometheus(Prometheus):
         self.message_durations = MessageDurationSeconds()
 
 
+class _Exposition(_metrics_handler):
+    """Dramatiq's metrics handler, plus `GET /healthz`: 200 while every worker process of this
+    run has a fresh heartbeat (consumers, worker threads and dispatcher alive), else 503."""
+
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] != "/healthz":
+            super().do_GET()
+            return
+        from backend.jobs.liveness import check
+
+        healthy, ages = check(Path(_METRICS_DIR))
+        body = json.dumps({"status": "ok" if healthy else "unhealthy", "heartbeats": ages})
+        self.send_response(200 if healthy else 503)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+
 def serve_metrics() -> int:
     """Runs in a process forked by the dramatiq CLI: serves every worker process's metrics."""
     from http.server import HTTPServer
 
     host = os.environ.get("dramatiq_prom_host", "0.0.0.0")  # noqa: S104, SIM112 - Dramatiq's variable
-    server = HTTPServer((host, settings.METRICS_PORT), _metrics_handler)
+    server = HTTPServer((host, settings.METRICS_PORT), _Exposition)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     return 0

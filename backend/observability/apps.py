@@ -12,9 +12,12 @@ class ObservabilityConfig(AppConfig):
     verbose_name = "Observability"
 
     def ready(self) -> None:
-        from backend.commands.models import Order
         from backend.observability.metrics import count_created_order
         from backend.observability.sentry import init_sentry
 
         init_sentry()
-        post_save.connect(count_created_order, sender=Order, dispatch_uid="duka-orders-created")
+        # A lazy sender ("app_label.Model"): observability sits below the write side and
+        # imports none of it.
+        post_save.connect(
+            count_created_order, sender="commands.Order", dispatch_uid="duka-orders-created"
+        )

@@ -25,6 +25,13 @@ from backend.observability.context import (
 logger = logging.getLogger("duka.job")
 
 REQUEST_ID_OPTION = "request_id"
+_outcome = threading.local()
+
+
+def set_job_outcome(outcome: str) -> None:
+    """What the running job achieved, for its log line (actors return None: Dramatiq warns
+    about actors that return values without a result backend)."""
+    _outcome.value = outcome
 
 
 def job_options() -> dict[str, str]:
@@ -36,8 +43,8 @@ def job_options() -> dict[str, str]:
 class JobLog(Middleware):
     """Binds the message's request id while the actor runs (so the actor's own log lines carry
     it) and logs one line per processed message: actor, queue, message id, outcome, duration,
-    retries and request id. The outcome is the actor's return value when it is a string (the
-    SMS actor returns sent, retry, failed, skipped or stale), else `ok`, `error` or `skipped`."""
+    retries and request id. The outcome is what the actor passed to `set_job_outcome` (the SMS
+    actor: sent, retry, failed, skipped, stale), else `ok`, `error` or `skipped`."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -49,6 +56,7 @@ class JobLog(Middleware):
         return stack
 
     def before_process_message(self, broker: Broker, message: Message) -> None:
+        _outcome.value = None
         token = bind_request_id(message.options.get(REQUEST_ID_OPTION))
         self._stack().append((message.message_id, token, time.perf_counter()))
 
@@ -60,10 +68,12 @@ class JobLog(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
+        chosen = getattr(_outcome, "value", None)
+        _outcome.value = None
         if exception is not None:
             outcome = "error"
-        elif isinstance(result, str):
-            outcome = result
+        elif isinstance(chosen, str):
+            outcome = chosen
         else:
             outcome = "ok"
         self._finish(message, outcome, exception)

@@ -127,7 +127,7 @@ def sentry_options(dsn: str) -> dict[str, Any]:
 def init_sentry() -> bool:
     """Start Sentry in this process if SENTRY_DSN is set; True when this call started it."""
     global _initialised
-    dsn = getattr(settings, "SENTRY_DSN", None)
+    dsn = settings.SENTRY_DSN
     if not dsn:
         return False
     with _lock:

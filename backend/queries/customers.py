@@ -27,8 +27,8 @@ class CustomerRead:
     last_order_at: datetime | None
 
 
-# SQL written once at import, as in backend.queries.orders; the filters are the ones Django
-# generates for `code__iexact` and `name__icontains` (UPPER on both sides), as substring tests.
+# SQL written once at import, as in backend.queries.orders. `code` compares LOWER() on both
+# sides, the expression `customer_view_code_idx` is built on, so the lookup is an index scan.
 _READER = ViewReader(CustomerView, CustomerRead)
 _BY_ID = ' ORDER BY "id" LIMIT %s'
 
@@ -52,7 +52,7 @@ def list_customers(
     where: list[str] = []
     params: list[object] = []
     if code is not None:
-        where.append('UPPER("code") = UPPER(%s)')
+        where.append('LOWER("code") = LOWER(%s)')
         params.append(code)
     if search is not None:
         # A substring test, not LIKE, so `%` and `_` in the search are plain characters.

@@ -141,10 +141,21 @@ def _database(url: str) -> dict:
         }
         config["CONN_MAX_AGE"] = 0
     else:
-        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", 5)
+        # Every statement and lock wait is bounded, so no request (or worker step) can hang for
+        # minutes on a lock; long operator work (migrate, seed, rebuild) lifts it for itself.
+        options.setdefault(
+            "options",
+            f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
+            f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}",
+        )
     return config
 
 
+# Milliseconds; 0 disables. Well under IDEMPOTENCY_STALE_CLAIM_SECONDS.
+DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 5_000, maximum=3_600_000)
+DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, maximum=3_600_000)
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 DATABASES = {"default": _database(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -256,6 +267,58 @@ if SMS_DEFAULT_REGION not in phonenumbers.SUPPORTED_REGIONS:
         f"SMS_DEFAULT_REGION must be an ISO 3166 region code such as KE, got {SMS_DEFAULT_REGION!r}"
     )
 SMS_CALLBACK_TOKEN = env_str("SMS_CALLBACK_TOKEN")
+
+# --- Outbox, dispatcher and SMS delivery (docs/sms.md) -------------------------------------------
+# Fixed by the contract's timings (section 7); plain settings so tests can shorten them.
+
+# Retry budget: first retry within 5 s, backoff capped at 5 min, at most 10 attempts within 1 h.
+SMS_MAX_ATTEMPTS: int = 10
+SMS_RETRY_WINDOW_SECONDS: float = 3600.0
+SMS_RETRY_BASE_SECONDS: float = 2.0
+SMS_RETRY_CAP_SECONDS: float = 300.0
+# Tolerated clock difference between the host that scheduled a retry and the one running it.
+SMS_CLOCK_SKEW_SECONDS: float = 2.0
+# One gateway call: per-socket timeouts, and a total deadline that a trickling reply cannot
+# stretch (the watchdog closes the socket).
+SMS_GATEWAY_CONNECT_TIMEOUT_SECONDS: float = 3.05
+SMS_GATEWAY_READ_TIMEOUT_SECONDS: float = 10.0
+SMS_GATEWAY_DEADLINE_SECONDS: float = 15.0
+# Waits between attempts to record an outcome after a database error (losing a `sent` would
+# mean a second SMS).
+SMS_RECORD_RETRY_DELAYS_SECONDS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+# Dramatiq interrupts an attempt after this; the claim lease must outlast it plus one blocking
+# database statement, so no other worker can claim a row while its first attempt still runs.
+SMS_ACTOR_TIME_LIMIT_SECONDS: float = 60.0
+SMS_CLAIM_LEASE_SECONDS: float = 75.0
+
+# Dispatcher (the only publisher): woken by NOTIFY on commit, polling as the fallback.
+OUTBOX_POLL_SECONDS: float = 1.0
+OUTBOX_BATCH_SIZE: int = 200
+# A published row still pending after this long is checked against the broker: re-published
+# only when its message is no longer there (lost), never because the queue is long.
+OUTBOX_REDELIVERY_GRACE_SECONDS: float = 30.0
+# Where the broker cannot be asked (the quick start's in-memory broker): republish after this.
+OUTBOX_REDELIVERY_WINDOW_SECONDS: float = 600.0
+# Longest pause between publish attempts while the broker fails (circuit open).
+OUTBOX_BROKER_BACKOFF_MAX_SECONDS: float = 10.0
+# Purge of expired idempotency records, issuer tokens and unclaimed early delivery reports.
+HOUSEKEEPING_INTERVAL_SECONDS: float = 3600.0
+EARLY_REPORT_RETENTION_SECONDS: float = 7 * 24 * 3600.0
+# Worker liveness (`GET :$METRICS_PORT/healthz`): every heartbeat younger than this.
+WORKER_HEARTBEAT_SECONDS: float = 5.0
+WORKER_HEARTBEAT_MAX_AGE_SECONDS: float = 60.0
+
+# Dramatiq: the Redis namespace, and how long a silent worker keeps its unacked messages
+# before they are redelivered (longer than the claim lease, so the redelivery can send).
+DRAMATIQ_NAMESPACE: str = "duka"
+DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS: float = 90.0
+DRAMATIQ_MAINTENANCE_CHANCE: int = 1000  # per million broker commands; Dramatiq's default
+
+# Idempotency-Key: a claim without a result is taken over after this (its request died). Every
+# request's statements are bounded well below it (DATABASE_*_TIMEOUT_MS), and claims are fenced,
+# so a slow first request can never complete after a takeover.
+IDEMPOTENCY_RETENTION_SECONDS: float = 24 * 3600.0
+IDEMPOTENCY_STALE_CLAIM_SECONDS: float = 60.0
 
 # --- Operations -------------------------------------------------------------------------------
 

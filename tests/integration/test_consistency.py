@@ -28,8 +28,8 @@ from django.db import connections, transaction
 from django.test import Client
 
 from backend.commands.models import Customer, IdempotencyRecord, Order, SmsNotification
+from backend.projections import rebuild_all
 from backend.queries.models import CustomerView, OrderView
-from backend.queries.projections import rebuild_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from backend.commands.sms import compose_message
-from backend.integrations.africastalking import (
+from backend.notifications.sms_text import (
     GSM7_SEGMENT,
     UCS2_SEGMENT,
+    compose_message,
     fits_one_segment,
     is_gsm7,
     sms_units,

@@ -6,8 +6,15 @@ import itertools
 
 import pytest
 
-from backend.commands.sms import MAX_ATTEMPTS, RETRY_CAP_SECONDS, RETRY_WINDOW, retry_delay
-from backend.integrations.africastalking import Outcome, classify_http_status, classify_status_code
+from backend.commands.outbox import retry_delay
+from backend.integrations.africastalking import (
+    Outcome,
+    ReportOutcome,
+    classify_http_status,
+    classify_report_status,
+    classify_status_code,
+)
+from backend.settings import base
 
 
 @pytest.mark.parametrize("code", [100, 101, 102])
@@ -56,29 +63,55 @@ def test_http_statuses(status, outcome):
     assert classify_http_status(status) is outcome
 
 
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("Success", ReportOutcome.DELIVERED),
+        ("Failed", ReportOutcome.FAILED),
+        ("Rejected", ReportOutcome.FAILED),
+        ("Sent", None),
+        ("Submitted", None),
+        ("Buffered", None),
+        ("success", None),
+    ],
+)
+def test_delivery_report_vocabulary(status, outcome):
+    assert classify_report_status(status) is outcome
+
+
 def test_backoff_meets_the_contract_timings(settings):
-    settings.SMS_RETRY_BASE_SECONDS = 2.0
+    settings.SMS_RETRY_BASE_SECONDS = base.SMS_RETRY_BASE_SECONDS
+    attempts = base.SMS_MAX_ATTEMPTS
+    assert attempts == 10
     for _ in range(200):
-        delays = [retry_delay(attempt) for attempt in range(1, MAX_ATTEMPTS)]
+        delays = [retry_delay(attempt) for attempt in range(1, attempts)]
         assert delays[0] <= 5.0  # first retry within 5 s
-        assert max(delays) <= RETRY_CAP_SECONDS  # capped at 5 min
+        assert max(delays) <= base.SMS_RETRY_CAP_SECONDS == 300  # capped at 5 min
         assert all(later >= earlier * 0.6 for earlier, later in itertools.pairwise(delays))
-        # every attempt fits in the hour, even allowing 15 s per gateway call
-        assert sum(delays) + MAX_ATTEMPTS * 15 < RETRY_WINDOW.total_seconds()
+        # every attempt fits in the hour, even when each one runs to the gateway deadline
+        worst = sum(delays) + attempts * base.SMS_GATEWAY_DEADLINE_SECONDS
+        assert worst < base.SMS_RETRY_WINDOW_SECONDS == 3600
 
 
-def test_relay_and_lease_defaults_meet_the_contract_bounds():
-    from backend.commands.sms import CLAIM_LEASE_SECONDS, RELAY_GRACE_SECONDS
-    from backend.integrations.africastalking import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
-    from backend.jobs.broker import HEARTBEAT_TIMEOUT_SECONDS
-    from backend.jobs.middleware import RELAY_INTERVAL_SECONDS
-
-    longest_pass_gap = RELAY_INTERVAL_SECONDS * 1.2  # jittered interval
-    # a pending row is re-sent within 60 s of the broker being reachable again
-    assert RELAY_GRACE_SECONDS + longest_pass_gap <= 60
-    # a claim outlives the slowest gateway call, so a live sender is never raced
-    assert CLAIM_LEASE_SECONDS > CONNECT_TIMEOUT_S + READ_TIMEOUT_S + 10
-    # a dead worker's row is redelivered within 2 min (relay after the lease ends)
-    assert CLAIM_LEASE_SECONDS + longest_pass_gap <= 120
-    # Dramatiq's own redelivery arrives after the lease has ended, so it can send
-    assert HEARTBEAT_TIMEOUT_SECONDS > CLAIM_LEASE_SECONDS
+def test_lease_and_redelivery_defaults_meet_the_contract_bounds():
+    statement = base.DATABASE_STATEMENT_TIMEOUT_MS / 1000
+    # An attempt cannot outlive its lease: the actor is interrupted at its time limit, and the
+    # only thing the interrupt cannot break is one blocking database statement.
+    assert base.SMS_ACTOR_TIME_LIMIT_SECONDS + statement <= base.SMS_CLAIM_LEASE_SECONDS
+    # Inside the time limit: the whole gateway call, then every database retry of the record.
+    attempt = base.SMS_GATEWAY_DEADLINE_SECONDS + sum(base.SMS_RECORD_RETRY_DELAYS_SECONDS)
+    assert attempt + 2 * statement < base.SMS_ACTOR_TIME_LIMIT_SECONDS
+    # The deadline covers a connect plus at least one full read timeout.
+    assert base.SMS_GATEWAY_DEADLINE_SECONDS > base.SMS_GATEWAY_CONNECT_TIMEOUT_SECONDS + (
+        base.SMS_GATEWAY_READ_TIMEOUT_SECONDS
+    )
+    sweep_gap = base.OUTBOX_REDELIVERY_GRACE_SECONDS + base.OUTBOX_REDELIVERY_GRACE_SECONDS / 3
+    # A row whose message was lost is re-sent within 60 s of the broker being reachable.
+    assert sweep_gap + base.OUTBOX_BROKER_BACKOFF_MAX_SECONDS <= 60
+    # A dead worker's row is redelivered within 2 min (its lease ends, then the sweep).
+    assert base.SMS_CLAIM_LEASE_SECONDS + sweep_gap <= 120
+    # Dramatiq's own redelivery of a dead worker's message comes after the lease has ended.
+    assert base.DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS > base.SMS_CLAIM_LEASE_SECONDS
+    # A stale idempotency claim is only taken over long after any statement could still run.
+    assert 3 * statement <= base.IDEMPOTENCY_STALE_CLAIM_SECONDS
+    assert base.DATABASE_LOCK_TIMEOUT_MS <= base.DATABASE_STATEMENT_TIMEOUT_MS

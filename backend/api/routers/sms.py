@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router, Schema
 
 from backend.api.problems import problem_response
-from backend.commands import sms as commands
+from backend.commands import outbox as commands
 
 router = Router(tags=["sms"], auth=None)
 _PROBLEM = {"content": {"application/problem+json": {"schema": {"type": "object"}}}}

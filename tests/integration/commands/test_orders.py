@@ -83,3 +83,23 @@ def test_concurrent_orders_for_one_customer_stay_exact():
     assert view.total_amount == sum(Decimal(f"{i + 1}.25") for i in range(50))
     assert view.last_order_at == Order.objects.filter(customer_id=cid).latest("time").time
     assert SmsNotification.objects.count() == 50
+
+
+@pytest.mark.django_db
+def test_last_order_at_is_the_latest_order_time_even_when_the_clock_steps_back(monkeypatch):
+    from datetime import timedelta
+
+    from backend.commands import orders as order_commands
+    from backend.commands.clock import now_ms
+    from backend.projections import rebuild_all
+
+    cid = make_customer()
+    later = now_ms()
+    monkeypatch.setattr(order_commands, "now_ms", lambda: later)
+    make_order(cid)
+    monkeypatch.setattr(order_commands, "now_ms", lambda: later - timedelta(minutes=5))
+    make_order(cid)  # NTP stepped the clock back between the two orders
+
+    incremental = CustomerView.objects.get(pk=cid).last_order_at
+    rebuild_all()
+    assert incremental == later == CustomerView.objects.get(pk=cid).last_order_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 
@@ -47,7 +48,6 @@ def test_accepted_message_returns_the_gateway_message_id(gateway):
     assert result.message_id == request.message_id
     assert result.message_id.startswith("ATXid_")
     assert result.cost == "KES 0.8000"
-    assert result.status_code == 101
     assert gateway.messages == [request]
 
 
@@ -66,7 +66,7 @@ def test_json_with_charset_is_parsed_although_the_sdk_returns_a_string(gateway):
 def test_queued_is_accepted(gateway):
     gateway.script(Reply(status_code=102))
 
-    assert make(gateway).send(to=TO, message="x").status_code == 102
+    assert make(gateway).send(to=TO, message="x").message_id == gateway.requests[0].message_id
 
 
 @pytest.mark.parametrize("http_status", [500, 502, 503])
@@ -193,3 +193,38 @@ def test_console_gateway_logs_the_message(caplog):
     assert TO[-3:] in caplog.text  # the number (masked or not by the logging setup)
     with pytest.raises(PermanentSmsError):
         ConsoleGateway().send(to="0712", message="x")
+
+
+def test_a_trickling_reply_is_cut_off_at_the_total_deadline(gateway):
+    """Every byte arrives well inside the read timeout, so only a total deadline ends it."""
+    gateway.script(Reply(trickle=0.1))
+    started = time.monotonic()
+
+    with pytest.raises(TransientSmsError, match="within 1s"):
+        make(gateway, read=0.5, deadline=1.0).send(to=TO, message="x")
+
+    assert time.monotonic() - started < 5  # the reply alone would take ~30 s
+    [request] = gateway.wait_for_requests(1)
+    deadline = time.monotonic() + 5
+    while not request.client_gone and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert request.client_gone  # the connection was really cut
+
+
+def test_the_deadline_does_not_fire_after_a_complete_reply(gateway):
+    sms = make(gateway, deadline=0.3)
+    for _ in range(3):
+        sms.send(to=TO, message="x")
+    time.sleep(0.5)  # past the deadline of every call: the next call must still work
+
+    assert sms.send(to=TO, message="x").message_id == gateway.requests[-1].message_id
+    assert len(gateway.messages) == 4
+
+
+def test_one_keep_alive_connection_per_thread(gateway):
+    sms = make(gateway)
+    for _ in range(3):
+        sms.send(to=TO, message="x")
+
+    ports = {request.client_port for request in gateway.requests}
+    assert len(ports) == 1  # the SDK alone opens a connection per SMS

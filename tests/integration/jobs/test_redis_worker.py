@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
+import urllib.error
 import urllib.request
 
 import pytest
+import redis
 
-from backend.commands.models import Order, SmsNotification
+from backend.commands.models import SmsNotification
 from backend.jobs.broker import build_broker, install_broker
 from tests.factories import make_customer, make_order
-from tests.fixtures.broker import free_port
 from tests.fixtures.gateway import Reply
 from tests.integration.jobs.conftest import gateway_env, wait_for_sms_status
 
@@ -66,44 +70,66 @@ def test_end_to_end_api_outbox_redis_worker_gateway(
     assert "dramatiq_messages_total" in text
 
 
-def test_broker_down_at_order_time_then_relay_delivers_exactly_once(
-    settings, redis_broker, worker_process, gateway
+def test_a_silent_broker_costs_orders_nothing_and_every_sms_goes_out_once_it_answers(
+    client, all_scopes_headers, settings, silent_redis, worker_process, gateway
 ):
-    closed = f"redis://127.0.0.1:{free_port()}/0"
-    previous = install_broker(build_broker(redis_url=closed, relay=False))
+    """The broker accepts TCP and never answers. Orders do not wait for it (the request path has
+    no broker call at all); the worker's dispatcher publishes every SMS once it answers."""
+    settings.REDIS_URL = silent_redis.url
+    previous = install_broker(build_broker(redis_url=silent_redis.url, dispatch=False))
     try:
-        order_id = make_order(make_customer(), item="Kettle", amount="25.00")
+        customer = client.post(
+            "/api/v1/customers/",
+            {"name": "Jane", "code": "SILENT", "phone_number": "+254712345678"},
+            content_type="application/json",
+            **all_scopes_headers,
+        ).json()
+        orders = []
+        for n in range(5):
+            response = client.post(
+                "/api/v1/orders/",
+                {"customer_id": customer["id"], "item": f"Item {n}", "amount": "10.00"},
+                content_type="application/json",
+                **all_scopes_headers,
+            )
+            assert response.status_code == 201, response.content
+            orders.append(response.json()["id"])
     finally:
         install_broker(previous)
-    assert Order.objects.filter(pk=order_id).exists()
-    assert SmsNotification.objects.get(order_id=order_id).status == "pending"
+    assert silent_redis.connections == 0  # no request touched the broker
 
-    started = time.monotonic()
-    worker_process(env=gateway_env(gateway))  # the broker is reachable again
-    wait_for_sms_status(order_id, "sent", timeout=60)
-    assert time.monotonic() - started < 60
-    time.sleep(2.0)  # several more relay passes (every 0.5 s in the worker's test settings)
+    worker_process(env={**gateway_env(gateway), "REDIS_URL": silent_redis.url})
+    time.sleep(2.0)  # the worker's dispatcher and consumers are stuck on the silent broker
+    assert gateway.requests == []
+    assert silent_redis.connections > 0
 
-    assert len(gateway.requests) == 1
-    assert len(gateway.messages) == 1
+    silent_redis.answer()
+    for order_id in orders:
+        wait_for_sms_status(order_id, "sent", timeout=60)
+    time.sleep(1.0)  # a duplicate would arrive by now
+    assert len(gateway.requests) == len(gateway.messages) == 5
 
 
 @pytest.mark.parametrize(
-    "redelivery",
+    "lost",
     [
-        # The relay sweep re-enqueues the row once the dead worker's claim lease has expired;
-        # Dramatiq's own redelivery is kept out of the way (heartbeat timeout beyond the test).
-        {"DUKA_TEST_HEARTBEAT_SECONDS": "600"},
         # Dramatiq requeues the dead worker's unacked message (heartbeat timeout + maintenance);
-        # the relay is kept out of the way to show this path on its own.
-        {"DUKA_TEST_RELAY_INTERVAL_SECONDS": "3600", "DUKA_TEST_CLAIM_LEASE_SECONDS": "1"},
+        # the dispatcher sees the message still in Redis and leaves the row alone.
+        False,
+        # Redis lost the message (restart without persistence): the dispatcher's sweep finds the
+        # row's message gone and publishes it again once the dead worker's lease has ended.
+        True,
     ],
-    ids=["by-relay", "by-dramatiq-redelivery"],
+    ids=["redelivered-by-dramatiq", "lost-and-republished"],
 )
 def test_worker_killed_mid_send_is_redelivered_and_sends_one_sms(
-    redis_broker, worker_process, gateway, redelivery
+    redis_broker, redis_url, redis_namespace, worker_process, gateway, lost
 ):
-    env = {**gateway_env(gateway), **redelivery}
+    env = {
+        **gateway_env(gateway),
+        "DUKA_TEST_CLAIM_LEASE_SECONDS": "1",
+        "DUKA_TEST_HEARTBEAT_SECONDS": "600" if lost else "2",
+    }
     gateway.script(Reply(delay=3.0))  # the first send hangs until after the kill
     first = worker_process(env=env)
     order_id = make_order(make_customer(), item="Lamp", amount="40.00")
@@ -113,6 +139,10 @@ def test_worker_killed_mid_send_is_redelivered_and_sends_one_sms(
     row = SmsNotification.objects.get(order_id=order_id)
     assert row.status == "pending"
     assert row.claimed_until is not None
+    if lost:
+        client = redis.Redis.from_url(redis_url)
+        client.delete(*client.keys(f"{redis_namespace}:*"))
+        client.close()
 
     second = worker_process(env=env)
     row = wait_for_sms_status(order_id, "sent", timeout=60)
@@ -122,8 +152,39 @@ def test_worker_killed_mid_send_is_redelivered_and_sends_one_sms(
     assert requests[0].client_gone  # the killed worker never got an acceptance
     assert len(gateway.messages) == 1
     assert row.attempts == 2
-    relayed = "Outbox relay re-enqueued" in second.log
-    assert relayed is not ("DUKA_TEST_RELAY_INTERVAL_SECONDS" in redelivery)
+    assert ("no longer in the broker" in second.log) is lost
+
+
+def test_worker_liveness_follows_its_processes(redis_broker, worker_process):
+    worker = worker_process(env={"DUKA_TEST_HEARTBEAT_MAX_AGE_SECONDS": "2"})
+    _, body = healthz(worker.metrics_port, until=200)
+    [pid] = body["heartbeats"]
+
+    os.kill(int(pid), signal.SIGSTOP)  # a hung worker process: no heartbeat
+    try:
+        _, body = healthz(worker.metrics_port, until=503)
+    finally:
+        os.kill(int(pid), signal.SIGCONT)
+    assert body["status"] == "unhealthy"
+    assert healthz(worker.metrics_port, until=200)[0] == 200
+
+
+def healthz(port: int, *, until: int, timeout: float = 20.0) -> tuple[int, dict]:
+    """GET the worker's /healthz until it answers `until` (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                status, body = response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            status, body = error.code, json.loads(error.read())
+        except OSError:
+            status, body = 0, {}
+        if status == until:
+            return status, body
+        if time.monotonic() > deadline:
+            pytest.fail(f"worker /healthz answered {status} {body}, expected {until}")
+        time.sleep(0.2)
 
 
 def test_worker_refuses_to_start_without_redis_url(worker_process):

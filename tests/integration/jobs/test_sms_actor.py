@@ -1,5 +1,5 @@
 """The SMS actor on Dramatiq's StubBroker with an in-process worker, the real SDK and the
-loopback gateway: outcomes, retries, claims, and the outbox relay."""
+loopback gateway: outcomes, retries, claims, publishing, early delivery reports."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from dramatiq import Worker
 from prometheus_client import REGISTRY
 
-from backend.commands import sms as commands
-from backend.commands.models import Order, SmsNotification
+from backend.commands import outbox
+from backend.commands.models import EarlyDeliveryReport, Order, SmsNotification
 from backend.jobs.broker import build_broker, install_broker
 from backend.jobs.sms import deliver, send_notification
 from backend.queries.models import OrderView
@@ -103,7 +102,7 @@ def test_transient_errors_give_up_after_ten_attempts_and_fail_once(
 
     row = wait_for_sms_status(order_id, "failed", timeout=30)
     time.sleep(0.3)
-    assert len(gateway_settings.requests) == commands.MAX_ATTEMPTS == 10
+    assert len(gateway_settings.requests) == settings.SMS_MAX_ATTEMPTS == 10
     assert row.attempts == 10
     assert "gave up after 10 attempts" in row.last_error
     assert counter("failed") == failed_before + 1
@@ -129,7 +128,7 @@ def test_claim_of_a_dead_worker_blocks_only_until_its_lease_ends(
     settings.SMS_CLAIM_LEASE_SECONDS = 0.3
     order_id = place()
     notification_id = SmsNotification.objects.get(order_id=order_id).pk
-    assert commands.claim_notification(notification_id) is not None  # ...and the worker died
+    assert outbox.claim_notification(notification_id) is not None  # ...and the worker died
 
     assert deliver(notification_id) == "skipped"
     time.sleep(0.4)
@@ -140,9 +139,11 @@ def test_claim_of_a_dead_worker_blocks_only_until_its_lease_ends(
     assert len(gateway_settings.messages) == 1
 
 
-def test_spent_budget_without_an_outcome_fails_instead_of_sending(gateway_settings, stub_broker):
+def test_spent_budget_without_an_outcome_fails_instead_of_sending(
+    gateway_settings, stub_broker, settings
+):
     order_id = place()
-    SmsNotification.objects.filter(order_id=order_id).update(attempts=commands.MAX_ATTEMPTS)
+    SmsNotification.objects.filter(order_id=order_id).update(attempts=settings.SMS_MAX_ATTEMPTS)
 
     assert deliver(SmsNotification.objects.get(order_id=order_id).pk) == "skipped"
 
@@ -163,93 +164,142 @@ def test_a_late_retry_is_not_sent_before_it_is_due(gateway_settings, stub_broker
     assert gateway_settings.requests == []
 
 
-def _age(notification_id: int, seconds: float) -> None:
-    past = timezone.now() - timedelta(seconds=seconds)
-    SmsNotification.objects.filter(pk=notification_id).update(created_at=past, next_attempt_at=None)
+def _publish_log() -> tuple[list[int], object]:
+    published: list[int] = []
+
+    def publish(row_id: int, request_id: str) -> str:
+        published.append(row_id)
+        return f"msg-{row_id}-{len(published)}"
+
+    return published, publish
 
 
-def test_relay_enqueues_lost_messages_and_not_twice_in_a_row(stub_broker, settings):
-    settings.SMS_RELAY_GRACE_SECONDS = 0.2
-    lost = SmsNotification.objects.get(order_id=place()).pk
-    stub_broker.flush_all()  # the nudge's message is lost
-    _age(lost, 1)
-    enqueued: list[int] = []
+def test_dispatcher_publishes_each_due_row_once(stub_broker):
+    first, second = (SmsNotification.objects.get(order_id=place()).pk for _ in range(2))
+    published, publish = _publish_log()
 
-    assert commands.relay_pending(enqueue=enqueued.append) == 1
-    assert commands.relay_pending(enqueue=enqueued.append) == 0  # another replica, right after
-    time.sleep(0.3)
-    assert commands.relay_pending(enqueue=enqueued.append) == 1  # still lost: relayed again
+    assert outbox.publish_due(publish=publish, limit=100) == 2
+    assert outbox.publish_due(publish=publish, limit=100) == 0  # another replica, right after
 
-    assert enqueued == [lost, lost]
+    assert published == [first, second]
+    row = SmsNotification.objects.get(pk=first)
+    assert row.enqueued_at is not None
+    assert row.broker_message_id == f"msg-{first}-1"
 
 
-def test_relay_leaves_fresh_claimed_scheduled_and_finished_rows_alone(stub_broker, settings):
-    settings.SMS_RELAY_GRACE_SECONDS = 0.2
+def test_dispatcher_leaves_claimed_scheduled_and_finished_rows_alone(stub_broker):
     now = timezone.now()
-    fresh = SmsNotification.objects.get(order_id=place()).pk
     claimed, scheduled, sent = (SmsNotification.objects.get(order_id=place()).pk for _ in range(3))
-    for pk in (claimed, scheduled, sent):
-        _age(pk, 5)
     SmsNotification.objects.filter(pk=claimed).update(claimed_until=now + timedelta(seconds=30))
     SmsNotification.objects.filter(pk=scheduled).update(next_attempt_at=now + timedelta(seconds=30))
     SmsNotification.objects.filter(pk=sent).update(status="sent")
-    enqueued: list[int] = []
+    published, publish = _publish_log()
 
-    assert commands.relay_pending(enqueue=enqueued.append) == 0
-    assert enqueued == []
-    assert fresh
-
-
-def test_relay_keeps_rows_due_when_the_broker_refuses(stub_broker, settings):
-    settings.SMS_RELAY_GRACE_SECONDS = 0.2
-    lost = SmsNotification.objects.get(order_id=place()).pk
-    _age(lost, 5)
-
-    def broker_down(notification_id: int) -> None:
-        raise ConnectionError("broker down")
-
-    with pytest.raises(ConnectionError):
-        commands.relay_pending(enqueue=broker_down)
-    assert SmsNotification.objects.get(pk=lost).next_attempt_at is None  # rolled back
-    enqueued: list[int] = []
-    assert commands.relay_pending(enqueue=enqueued.append) == 1
-    assert enqueued == [lost]
+    assert outbox.publish_due(publish=publish, limit=100) == 0
+    assert published == []
 
 
-def test_relay_inside_the_worker_delivers_a_lost_message_once(
-    gateway_settings, stub_broker, settings
-):
-    settings.SMS_RELAY_INTERVAL_SECONDS = 0.1
-    settings.SMS_RELAY_GRACE_SECONDS = 0.3
-    order_id = place()
-    stub_broker.flush_all()  # the nudge's message is lost
-    broker = build_broker(redis_url=None, relay=True)
-    previous = install_broker(broker)
-    worker = Worker(broker, worker_threads=2, worker_timeout=100)
-    worker.start()
-    try:
-        wait_for_sms_status(order_id, "sent", timeout=10)
-        time.sleep(0.8)  # several more relay passes
-    finally:
-        worker.stop(timeout=10_000)
-        install_broker(previous)
-    assert len(gateway_settings.requests) == 1
+def test_broker_error_keeps_unpublished_rows_due_and_records_the_rest(stub_broker):
+    ids = [SmsNotification.objects.get(order_id=place()).pk for _ in range(3)]
+    calls: list[int] = []
+
+    def broker_fails_on_the_second(row_id: int, request_id: str) -> str:
+        calls.append(row_id)
+        if len(calls) == 2:
+            raise ConnectionError("broker down")
+        return f"msg-{row_id}"
+
+    with pytest.raises(outbox.PublishError) as failure:
+        outbox.publish_due(publish=broker_fails_on_the_second, limit=100)
+
+    assert failure.value.published == 1
+    rows = {row.pk: row for row in SmsNotification.objects.filter(pk__in=ids)}
+    assert rows[ids[0]].enqueued_at is not None  # published before the failure: recorded
+    assert rows[ids[1]].enqueued_at is None
+    assert rows[ids[2]].enqueued_at is None
+    published, publish = _publish_log()
+    assert outbox.publish_due(publish=publish, limit=100) == 2
+    assert published == ids[1:]
 
 
-def test_order_is_committed_when_the_broker_is_down(settings, caplog):
+def test_sweep_republishes_only_rows_whose_message_is_gone(stub_broker, settings):
+    settings.OUTBOX_REDELIVERY_GRACE_SECONDS = 0.2
+    queued, lost = (SmsNotification.objects.get(order_id=place()).pk for _ in range(2))
+    published, publish = _publish_log()
+    outbox.publish_due(publish=publish, limit=100)
+    time.sleep(0.3)
+    in_broker = {f"msg-{queued}-1"}
+
+    def still_queued(messages):
+        return {message_id for message_id, _ in messages if message_id in in_broker}
+
+    assert outbox.republish_lost(publish=publish, still_queued=still_queued, limit=100) == (2, 1)
+    assert published == [queued, lost, lost]
+    # The queued row's check was refreshed: it is not looked at again before the grace passes.
+    assert outbox.republish_lost(publish=publish, still_queued=still_queued, limit=100) == (0, 0)
+
+
+def test_order_is_committed_without_any_broker_call(settings):
+    """The request path has no broker at all: a broker that is down changes nothing."""
     closed = f"redis://127.0.0.1:{free_port()}/0"
     settings.REDIS_URL = closed
-    previous = install_broker(build_broker(redis_url=closed, relay=False))
+    broker = build_broker(redis_url=closed, dispatch=False)
+    previous = install_broker(broker)
+    enqueued: list[object] = []
+    broker.enqueue = enqueued.append  # type: ignore[method-assign]
     try:
-        started = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="backend.commands.sms"):
-            order_id = place()
-        elapsed = time.monotonic() - started
+        order_id = place()
     finally:
         install_broker(previous)
 
+    assert enqueued == []
     assert Order.objects.filter(pk=order_id).exists()
     assert SmsNotification.objects.get(order_id=order_id).status == "pending"
     assert OrderView.objects.get(id=order_id).sms_status == "pending"
-    assert "outbox relay will send it" in caplog.text
-    assert elapsed < 2.0
+
+
+@pytest.mark.parametrize(
+    ("report", "final", "error"),
+    [("Rejected", "failed", "delivery report: Rejected"), ("Success", "delivered", "")],
+)
+def test_a_report_that_arrives_before_the_send_is_recorded_is_applied(
+    gateway_settings, stub_worker, live_server, settings, report, final, error
+):
+    """The gateway posts the report before it answers the send: the row is not `sent` yet."""
+    settings.SMS_CALLBACK_TOKEN = "callback-secret"
+    callback = f"{live_server.url}/api/v1/sms/delivery-reports/?token=callback-secret"
+    gateway_settings.script(Reply(report_first=(callback, report)))
+
+    order_id = place()
+
+    row = wait_for_sms_status(order_id, final)
+    [request] = gateway_settings.messages
+    assert request.report_answer == 200
+    assert row.gateway_message_id == request.message_id
+    assert error in row.last_error
+    assert OrderView.objects.get(id=order_id).sms_status == final
+    assert not EarlyDeliveryReport.objects.exists()  # applied, then dropped
+
+
+def test_early_reports_for_ids_never_sent_change_nothing(stub_broker):
+    order_id = place()
+
+    assert outbox.apply_delivery_report(message_id="ATXid_unknown", status="Failed") is False
+    assert outbox.apply_delivery_report(message_id="ATXid_unknown", status="Success") is False
+    assert outbox.apply_delivery_report(message_id="ATXid_other", status="Buffered") is False
+
+    assert SmsNotification.objects.get(order_id=order_id).status == "pending"
+    [kept] = EarlyDeliveryReport.objects.all()  # the first final report is kept, not replaced
+    assert (kept.gateway_message_id, kept.status) == ("ATXid_unknown", "failed")
+
+
+def test_the_actor_returns_nothing_so_dramatiq_logs_no_warning(
+    gateway_settings, stub_worker, caplog
+):
+    with caplog.at_level(logging.WARNING):
+        order_id = place()
+        wait_for_sms_status(order_id, "sent")
+        stub_worker.broker.join("sms", timeout=10_000)
+        stub_worker.join()
+
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("dramatiq")] == []

@@ -15,8 +15,8 @@ from backend.commands.customers import (
 )
 from backend.commands.models import Order
 from backend.errors import Conflict
+from backend.projections import rebuild_all
 from backend.queries.models import CustomerView, OrderView
-from backend.queries.projections import rebuild_all
 from tests.factories import make_customer, make_order
 
 pytestmark = pytest.mark.django_db
@@ -88,3 +88,66 @@ def test_seed_loads_consistent_read_models():
     rebuild_all()
     assert snapshot() == expected
     assert sum(CustomerView.objects.values_list("order_count", flat=True)) == 500
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_does_not_wait_for_writes_in_progress():
+    """A write transaction is open (it holds ROW EXCLUSIVE locks, as every command does); a
+    seed that rebuilt every projection under SHARE locks would have to wait for it."""
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    from tests.fixtures.broker import database_url
+
+    existing = make_customer()
+    make_order(existing)
+    done = threading.Event()
+
+    def seed() -> None:
+        try:
+            call_command("seed", customers=5, orders=50)
+            done.set()
+        finally:
+            connection.close()
+
+    with psycopg.connect(database_url(), autocommit=False) as writer:
+        writer.execute("UPDATE customers SET name = name WHERE id = %s", [existing])
+        thread = threading.Thread(target=seed)
+        thread.start()
+        finished = done.wait(timeout=60)  # a seed waiting for the writer never finishes
+        writer.rollback()
+        thread.join(timeout=60)
+    assert finished, "seed waited for a write transaction"
+    assert CustomerView.objects.count() == 6
+    assert OrderView.objects.count() == 51
+    expected = snapshot()
+    rebuild_all()
+    assert snapshot() == expected
+
+
+def test_connections_are_bounded_and_migrate_lifts_only_the_statement_bound():
+    from django.db import connection
+    from django.db.models.signals import pre_migrate
+
+    def timeouts() -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            statement = cursor.fetchone()[0]
+            cursor.execute("SHOW lock_timeout")
+            return statement, cursor.fetchone()[0]
+
+    seen: list[tuple[str, str]] = []
+
+    def during_migrate(**kwargs: object) -> None:
+        seen.append(timeouts())
+
+    assert timeouts() == ("15s", "5s")
+    pre_migrate.connect(during_migrate, dispatch_uid="timeouts-probe")
+    try:
+        call_command("migrate", verbosity=0)
+    finally:
+        pre_migrate.disconnect(dispatch_uid="timeouts-probe")
+    assert set(seen) == {("0", "5s")}
+    assert timeouts() == ("15s", "5s")

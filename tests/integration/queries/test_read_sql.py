@@ -54,3 +54,19 @@ def test_order_filters_combine_with_the_cursor():
         ids[2],
         ids[1],
     ]
+
+
+def test_the_code_filter_is_an_index_lookup():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_customer(code="IDX-1")
+    with CaptureQueriesContext(connection) as captured:
+        assert [c.code for c in list_customers(code="idx-1").items] == ["IDX-1"]
+    [query] = captured.captured_queries
+    with connection.cursor() as cursor:
+        # A handful of rows would always be scanned; forbid that to see if the index applies.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + query["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "customer_view_code_idx" in plan, plan

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from backend.queries.projections import rebuild_all
+from backend.projections import rebuild_all
 
 
 class Command(BaseCommand):

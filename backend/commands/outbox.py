@@ -1,0 +1,406 @@
+"""The SMS outbox: every state change of an outbox row, each in its own short transaction.
+
+Life of a row (docs/sms.md has the full story and a diagram):
+    pending --publish--> (enqueued_at) --claim--> (lease, attempt counted) --accepted--> sent
+       ^                                                 |                                |
+       +------ transient: next_attempt_at later, --------+                    report: delivered
+               enqueued_at cleared (publish again)       +--permanent / budget--> failed   | failed
+
+Only the dispatcher (`backend.jobs.dispatcher`) talks to the broker; it calls `publish_due` and
+`republish_lost` with a `publish` callable, so this module never imports the broker. Every
+change of `status` updates the order read model in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from backend import projections
+from backend.commands.models import EarlyDeliveryReport, SmsNotification, SmsStatus
+from backend.integrations.africastalking import ReportOutcome, classify_report_status
+from backend.notifications.sms_text import compose_message
+from backend.observability.context import current_request_id
+
+logger = logging.getLogger(__name__)
+
+
+def _seconds(name: str) -> timedelta:
+    return timedelta(seconds=float(getattr(settings, name)))
+
+
+# --- Writing the row (inside the order's transaction) -------------------------------------------
+
+
+def add_sms(
+    *, order_id: int, recipient: str, customer_name: str, item: str, amount_text: str
+) -> str:
+    """Record the order's SMS; returns its status for the read model.
+
+    Precondition: runs inside the transaction that created the order. The dispatcher is woken
+    by a NOTIFY that PostgreSQL sends when that transaction commits (trigger in migration 0003);
+    nothing here touches the broker."""
+    now = timezone.now()
+    row = SmsNotification.objects.create(
+        order_id=order_id,
+        recipient=recipient,
+        request_id=current_request_id() or "",
+        text=compose_message(
+            customer_name=customer_name, order_id=order_id, item=item, amount_text=amount_text
+        ),
+        created_at=now,
+        updated_at=now,
+    )
+    return row.status
+
+
+# --- Publishing (called by the dispatcher) ------------------------------------------------------
+
+
+def _unclaimed_and_due(now: datetime) -> Q:
+    skew = _seconds("SMS_CLOCK_SKEW_SECONDS")
+    return (
+        Q(status=SmsStatus.PENDING)
+        & (Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + skew))
+    )
+
+
+class PublishError(Exception):
+    """The broker refused a message; the rows published before it are recorded."""
+
+    def __init__(self, published: int, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.published = published
+        self.cause = cause
+
+
+Publish = Callable[[int, str], str]  # (row id, request id) -> the message's id in the broker
+
+
+def _publish_rows(
+    rows: list[SmsNotification], publish: Publish, now: datetime
+) -> tuple[int, Exception | None]:
+    """Hand each row to the broker and record it; stops at the first broker error and returns
+    it, so the caller commits what was published before raising."""
+    done = 0
+    error: Exception | None = None
+    for row in rows:
+        try:
+            row.broker_message_id = publish(row.pk, row.request_id)[:64]
+        except Exception as exc:  # any broker failure: the row stays unpublished
+            error = exc
+            break
+        row.enqueued_at = now
+        done += 1
+    if done:
+        SmsNotification.objects.bulk_update(rows[:done], ["enqueued_at", "broker_message_id"])
+    return done, error
+
+
+def publish_due(*, publish: Publish, limit: int) -> int:
+    """Publish due rows that have no message yet; returns how many. `publish` enqueues the
+    message and returns its broker id. Several dispatchers share the rows (SKIP LOCKED)."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            SmsNotification.objects.select_for_update(skip_locked=True)
+            .filter(_unclaimed_and_due(now), enqueued_at__isnull=True)
+            .order_by("pk")
+            .only("pk", "enqueued_at", "broker_message_id", "request_id")[:limit]
+        )
+        done, error = _publish_rows(rows, publish, now)
+    if error is not None:
+        raise PublishError(done, error)
+    return done
+
+
+def republish_lost(
+    *,
+    publish: Publish,
+    still_queued: Callable[[list[tuple[str, datetime]]], set[str]],
+    limit: int,
+) -> tuple[int, int]:
+    """Re-publish due rows whose message the broker no longer has; returns (checked, lost).
+
+    A row published more than the grace period ago and still pending, unclaimed and due is
+    either still waiting in a long queue, or its message was lost (broker restarted, message
+    dead-lettered, worker skipped it). `still_queued` asks the broker which of those messages it
+    still holds: those rows are left alone (their `enqueued_at` is refreshed, so the next pass
+    checks other rows), so a backlog never grows with duplicates. The rest are published again."""
+    now = timezone.now()
+    cutoff = now - _seconds("OUTBOX_REDELIVERY_GRACE_SECONDS")
+    with transaction.atomic():
+        rows = list(
+            SmsNotification.objects.select_for_update(skip_locked=True)
+            .filter(_unclaimed_and_due(now), enqueued_at__lte=cutoff)
+            .order_by("enqueued_at", "pk")
+            .only("pk", "enqueued_at", "broker_message_id", "request_id")[:limit]
+        )
+        if not rows:
+            return 0, 0
+        queued = still_queued([(row.broker_message_id, row.enqueued_at) for row in rows])
+        waiting = [row.pk for row in rows if row.broker_message_id in queued]
+        lost = [row for row in rows if row.broker_message_id not in queued]
+        if waiting:
+            SmsNotification.objects.filter(pk__in=waiting).update(enqueued_at=now)
+        done, error = _publish_rows(lost, publish, now)
+    if lost:
+        logger.warning(
+            "Outbox: %d of %d published SMS message(s) were no longer in the broker; %d published again",
+            len(lost),
+            len(rows),
+            done,
+        )
+    if error is not None:
+        raise PublishError(done, error)
+    return len(rows), len(lost)
+
+
+# --- Claims and outcomes (called by the SMS actor) ----------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    notification_id: int
+    order_id: int
+    token: uuid.UUID
+    recipient: str
+    text: str
+    attempt: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureOutcome:
+    """What became of a failed attempt: `retry_in` seconds, `failed` for good, or `stale` (the
+    claim was lost, someone else owns the row now)."""
+
+    kind: Literal["retry", "failed", "stale"]
+    retry_in: float = 0.0
+
+
+def _set_status(row: SmsNotification, status: SmsStatus, now: datetime, **fields: object) -> None:
+    row.status = status
+    row.updated_at = now
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.save(update_fields=["status", "updated_at", *fields])
+    projections.set_sms_status(row.order_id, status.value)
+
+
+def _released() -> dict[str, object]:
+    return {"claimed_until": None, "claim_token": None, "next_attempt_at": None}
+
+
+def _budget_spent(row: SmsNotification, now: datetime, *, next_delay: float = 0.0) -> bool:
+    if row.attempts >= int(settings.SMS_MAX_ATTEMPTS):
+        return True
+    first = row.first_attempt_at or now
+    return now + timedelta(seconds=next_delay) - first >= _seconds("SMS_RETRY_WINDOW_SECONDS")
+
+
+def claim_notification(notification_id: int) -> Claim | None:
+    """Take the row for one attempt, or None when there is nothing to send now (already sent or
+    failed, another worker holds it, or its next attempt is not due yet).
+
+    A row whose retry budget is spent without a recorded outcome (workers died mid-send) is
+    marked failed here instead of being sent again."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = SmsNotification.objects.select_for_update().filter(pk=notification_id).first()
+        if row is None or row.status != SmsStatus.PENDING:
+            return None
+        if row.claimed_until is not None and row.claimed_until > now:
+            return None
+        if row.next_attempt_at is not None and row.next_attempt_at > now + _seconds(
+            "SMS_CLOCK_SKEW_SECONDS"
+        ):
+            return None
+        if row.attempts and _budget_spent(row, now):
+            reason = f"gave up after {row.attempts} attempts; the last one did not report back"
+            _set_status(row, SmsStatus.FAILED, now, last_error=reason, **_released())
+            logger.error("SMS notification %s failed: %s", row.pk, reason)
+            return None
+        row.attempts += 1
+        row.claimed_until = now + _seconds("SMS_CLAIM_LEASE_SECONDS")
+        row.claim_token = uuid.uuid4()
+        row.first_attempt_at = row.first_attempt_at or now
+        row.updated_at = now
+        row.save(
+            update_fields=[
+                "attempts",
+                "claimed_until",
+                "claim_token",
+                "first_attempt_at",
+                "updated_at",
+            ]
+        )
+    return Claim(
+        notification_id=row.pk,
+        order_id=row.order_id,
+        token=row.claim_token,
+        recipient=row.recipient,
+        text=row.text,
+        attempt=row.attempts,
+    )
+
+
+def _lock_message_id(message_id: str) -> None:
+    """Serialises a send being recorded and a report for the same gateway message id, so an
+    early report is either seen by `record_sent` or finds the recorded row: never neither."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [message_id])
+
+
+def record_sent(claim: Claim, *, message_id: str | None, cost: str) -> bool:
+    """The gateway accepted the message. Recorded even if the lease ran out meanwhile (the
+    acceptance is a fact); False when the row had already left `pending` (a duplicate SMS).
+    A final delivery report that arrived first is applied in the same transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        if message_id:
+            _lock_message_id(message_id)
+        row = SmsNotification.objects.select_for_update().get(pk=claim.notification_id)
+        if row.status != SmsStatus.PENDING:
+            logger.error(
+                "SMS notification %s was accepted again by the gateway (message %s) after it was %s",
+                row.pk,
+                message_id,
+                row.status,
+            )
+            return False
+        if message_id and SmsNotification.objects.filter(gateway_message_id=message_id).exists():
+            message_id = None  # never expected; keeps the unique column from failing the record
+        _set_status(
+            row,
+            SmsStatus.SENT,
+            now,
+            gateway_message_id=message_id,
+            cost=cost[:32],
+            sent_at=now,
+            last_error="",
+            **_released(),
+        )
+        early = (
+            EarlyDeliveryReport.objects.filter(gateway_message_id=message_id).first()
+            if message_id
+            else None
+        )
+        if early is not None:
+            _apply_final_report(row, SmsStatus(early.status), early.reason, now)
+            early.delete()
+    return True
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before attempt `attempt + 1`: exponential from the base, capped, +-20 % jitter."""
+    cap = float(settings.SMS_RETRY_CAP_SECONDS)
+    delay = min(cap, float(settings.SMS_RETRY_BASE_SECONDS) * 2 ** (attempt - 1))
+    return min(cap, delay * random.uniform(0.8, 1.2))  # noqa: S311 - not crypto
+
+
+def record_failure(claim: Claim, *, error: str, permanent: bool) -> FailureOutcome:
+    """A failed attempt: schedule the next one (the dispatcher publishes it when due), or mark
+    the row failed (exactly once). Only the holder of the current claim may record it."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = SmsNotification.objects.select_for_update().get(pk=claim.notification_id)
+        if row.status != SmsStatus.PENDING or row.claim_token != claim.token:
+            return FailureOutcome(kind="stale")
+        delay = retry_delay(row.attempts)
+        if permanent or _budget_spent(row, now, next_delay=delay):
+            reason = error if permanent else f"{error} (gave up after {row.attempts} attempts)"
+            _set_status(row, SmsStatus.FAILED, now, last_error=reason[:2000], **_released())
+            return FailureOutcome(kind="failed")
+        row.last_error = error[:2000]
+        row.next_attempt_at = now + timedelta(seconds=delay)
+        row.claimed_until = None
+        row.claim_token = None
+        row.enqueued_at = None  # the next attempt needs a message of its own
+        row.broker_message_id = ""
+        row.updated_at = now
+        row.save(
+            update_fields=[
+                "last_error",
+                "next_attempt_at",
+                "claimed_until",
+                "claim_token",
+                "enqueued_at",
+                "broker_message_id",
+                "updated_at",
+            ]
+        )
+    return FailureOutcome(kind="retry", retry_in=delay)
+
+
+# --- Delivery reports ---------------------------------------------------------------------------
+
+_REPORT_STATUS = {
+    ReportOutcome.DELIVERED: SmsStatus.DELIVERED,
+    ReportOutcome.FAILED: SmsStatus.FAILED,
+}
+
+
+def _apply_final_report(
+    row: SmsNotification, status: SmsStatus, reason: str, now: datetime
+) -> None:
+    extra: dict[str, object] = {}
+    if status is SmsStatus.FAILED:
+        extra["last_error"] = reason[:2000]
+    _set_status(row, status, now, **extra)
+
+
+def apply_delivery_report(*, message_id: str, status: str, failure_reason: str = "") -> bool:
+    """Apply one gateway report; True when it changed an order.
+
+    Intermediate statuses and repeats change nothing, and a final status is never overwritten by
+    a later report. A final report for a message id not recorded yet is kept, and applied when
+    its send is recorded (see `record_sent`); a report for an id never sent expires unused."""
+    outcome = classify_report_status(status)
+    if outcome is None:
+        return False
+    new_status = _REPORT_STATUS[outcome]
+    reason = f"delivery report: {status}" + (f" ({failure_reason})" if failure_reason else "")
+    now = timezone.now()
+    with transaction.atomic():
+        _lock_message_id(message_id)
+        row = (
+            SmsNotification.objects.select_for_update()
+            .filter(gateway_message_id=message_id)
+            .first()
+        )
+        if row is None:
+            EarlyDeliveryReport.objects.get_or_create(
+                gateway_message_id=message_id,
+                defaults={"status": new_status, "reason": reason[:300], "received_at": now},
+            )
+            return False
+        if row.status != SmsStatus.SENT:
+            return False
+        _apply_final_report(row, new_status, reason, now)
+    return True
+
+
+# --- Housekeeping -------------------------------------------------------------------------------
+
+
+def purge_early_reports() -> int:
+    """Reports for ids that were never recorded (not ours, or a send lost for good)."""
+    cutoff = timezone.now() - _seconds("EARLY_REPORT_RETENTION_SECONDS")
+    deleted, _ = EarlyDeliveryReport.objects.filter(received_at__lt=cutoff).delete()
+    return deleted
+
+
+def pending_count() -> int:
+    return SmsNotification.objects.filter(status=SmsStatus.PENDING).count()

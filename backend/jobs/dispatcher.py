@@ -1,0 +1,251 @@
+"""The outbox dispatcher: the only code that publishes to the broker.
+
+A thread in every worker process (and, in the quick start, in the web process next to its
+in-process worker). It publishes every due outbox row as a Dramatiq message, named by actor,
+and records when it did (`enqueued_at`):
+
+* woken within milliseconds of a commit by PostgreSQL `LISTEN/NOTIFY` (a trigger notifies when
+  an outbox row is written), with a short poll as the fallback (and the only mechanism on
+  SQLite);
+* several dispatchers share the rows with `FOR UPDATE SKIP LOCKED`;
+* a row published more than the redelivery grace ago that is still due is checked against the
+  broker, and published again only when the broker no longer holds its message;
+* while the broker fails it backs off (up to OUTBOX_BROKER_BACKOFF_MAX_SECONDS), so a dead or
+  silent broker costs one bounded call per pause, never a request's time;
+* it runs the periodic housekeeping and exports the broker's queue depth.
+
+Web requests never touch the broker: a command writes the outbox row and returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+
+import psycopg
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+from dramatiq import Broker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.message import Message
+
+from backend.commands import outbox
+from backend.jobs import housekeeping
+from backend.jobs.metrics import QUEUE_DEPTH
+from backend.observability.jobs import REQUEST_ID_OPTION
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "duka_outbox"
+SMS_QUEUE = "sms"
+SMS_ACTOR = "send_sms_notification"
+
+
+def _setting(name: str) -> float:
+    return float(getattr(settings, name))
+
+
+class Listener:
+    """A dedicated autocommit connection LISTENing on the outbox channel (PostgreSQL only)."""
+
+    def __init__(self) -> None:
+        self._conn: psycopg.Connection | None = None
+
+    def _connect(self) -> psycopg.Connection:
+        params = dict(connection.get_connection_params())
+        for key in ("cursor_factory", "context", "prepare_threshold"):
+            params.pop(key, None)
+        conn = psycopg.connect(**params, autocommit=True)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    def wait(self, timeout: float, stop: threading.Event) -> bool:
+        """Block up to `timeout` s for a notification; True when one arrived."""
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = self._connect()
+            except psycopg.Error as exc:
+                logger.warning("Outbox dispatcher cannot LISTEN (%s); polling instead", exc)
+                stop.wait(timeout)
+                return False
+            return True  # a commit may have slipped in while not listening
+        try:
+            # Short slices, so a stop request is seen promptly.
+            deadline = time.monotonic() + timeout
+            while not stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                for _ in self._conn.notifies(timeout=min(left, 0.5), stop_after=1):
+                    return True
+        except psycopg.Error as exc:
+            logger.warning("Outbox dispatcher lost its LISTEN connection (%s)", exc)
+            self.close()
+        return False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+
+class Dispatcher:
+    """Publishes due outbox rows to `broker`. `run_once` is one pass (tests call it directly);
+    `start` runs passes in a daemon thread until `stop`."""
+
+    def __init__(self, broker: Broker, *, listen: bool | None = None) -> None:
+        self.broker = broker
+        self.started_at = timezone.now()
+        self._listen = connection.vendor == "postgresql" if listen is None else listen
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failures = 0
+        self._next_sweep = 0.0
+        self._next_housekeeping = 0.0
+        self.last_beat = time.monotonic()
+        self.passes = 0
+
+    # --- publishing ----------------------------------------------------------------------------
+
+    def publish_sms(self, row_id: int, request_id: str) -> str:
+        options = {REQUEST_ID_OPTION: request_id} if request_id else {}
+        message = Message(
+            queue_name=SMS_QUEUE,
+            actor_name=SMS_ACTOR,
+            args=(row_id,),
+            kwargs={},
+            options=options,
+        )
+        enqueued = self.broker.enqueue(message)
+        return str(enqueued.options.get("redis_message_id") or enqueued.message_id)
+
+    def still_queued(self, messages: list[tuple[str, datetime]]) -> set[str]:
+        """Which of these messages the broker still holds (waiting, delayed or being worked on)."""
+        if isinstance(self.broker, RedisBroker):
+            ns = self.broker.namespace
+            client = self.broker.client
+            pipe = client.pipeline(transaction=False)
+            for message_id, _ in messages:
+                pipe.hexists(f"{ns}:{SMS_QUEUE}.msgs", message_id)
+                pipe.hexists(f"{ns}:{SMS_QUEUE}.DQ.msgs", message_id)
+            found = pipe.execute()
+            return {
+                message_id
+                for i, (message_id, _) in enumerate(messages)
+                if found[2 * i] or found[2 * i + 1]
+            }
+        # An in-memory broker cannot be asked; its messages die with this process.
+        window = timedelta(seconds=_setting("OUTBOX_REDELIVERY_WINDOW_SECONDS"))
+        cutoff = max(self.started_at, timezone.now() - window)
+        return {message_id for message_id, at in messages if at >= cutoff}
+
+    def run_once(self) -> int:
+        """One pass: publish everything due, sweep for lost messages when it is time. Returns
+        how many messages were published. Raises on broker or database errors."""
+        limit = int(settings.OUTBOX_BATCH_SIZE)
+        published = 0
+        while True:
+            batch = outbox.publish_due(publish=self.publish_sms, limit=limit)
+            published += batch
+            if batch < limit:
+                break
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            while True:
+                checked, lost = outbox.republish_lost(
+                    publish=self.publish_sms, still_queued=self.still_queued, limit=limit
+                )
+                published += lost
+                if checked < limit:
+                    break
+            self._next_sweep = now + _setting("OUTBOX_REDELIVERY_GRACE_SECONDS") / 3
+        return published
+
+    def queue_depth(self) -> None:
+        if isinstance(self.broker, RedisBroker):
+            ns = self.broker.namespace
+            pipe = self.broker.client.pipeline(transaction=False)
+            pipe.llen(f"{ns}:{SMS_QUEUE}")
+            pipe.llen(f"{ns}:{SMS_QUEUE}.DQ")
+            waiting, delayed = pipe.execute()
+            QUEUE_DEPTH.labels(queue=SMS_QUEUE).set(waiting + delayed)
+
+    # --- the thread ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="outbox-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+            self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _backoff(self) -> float:
+        self._failures += 1
+        return min(_setting("OUTBOX_BROKER_BACKOFF_MAX_SECONDS"), 0.25 * 2**self._failures)
+
+    def _run(self) -> None:
+        listener = Listener() if self._listen else None
+        logger.info("Outbox dispatcher started (%s)", "LISTEN/NOTIFY" if listener else "polling")
+        try:
+            while not self._stop.is_set():
+                self.last_beat = time.monotonic()
+                pause = self._pass()
+                self.passes += 1
+                if listener is not None and pause == _setting("OUTBOX_POLL_SECONDS"):
+                    listener.wait(pause, self._stop)
+                else:
+                    self._stop.wait(pause)
+        finally:
+            if listener is not None:
+                listener.close()
+            connection.close()
+
+    def _pass(self) -> float:
+        """One guarded pass; returns how long to wait before the next one."""
+        close_old_connections()
+        try:
+            self.run_once()
+        except outbox.PublishError as exc:
+            pause = self._backoff()
+            logger.warning(
+                "Outbox dispatcher: the broker refused a message after %d were published (%s); "
+                "next try in %.1fs",
+                exc.published,
+                exc,
+                pause,
+            )
+            return pause
+        except Exception as exc:  # the database is down or similar: keep the thread alive
+            pause = self._backoff()
+            logger.warning(
+                "Outbox dispatcher pass failed (%s: %s); next try in %.1fs",
+                type(exc).__name__,
+                exc,
+                pause,
+            )
+            close_old_connections()
+            return pause
+        self._failures = 0
+        self._periodic()
+        return _setting("OUTBOX_POLL_SECONDS")
+
+    def _periodic(self) -> None:
+        with contextlib.suppress(Exception):  # metrics never stop publishing
+            self.queue_depth()
+        now = time.monotonic()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + _setting("HOUSEKEEPING_INTERVAL_SECONDS")
+            housekeeping.run_guarded()

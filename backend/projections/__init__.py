@@ -1,0 +1,152 @@
+"""Read-model writers: the write side keeps the projection tables (`backend.queries.models`)
+exact inside each command's transaction, and can rebuild them from the write tables.
+
+They live on the write side so `backend.queries` only ever reads. They take plain values, not
+write models, so this package depends on nothing of `backend.commands` (no cycle).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
+
+from backend.queries.models import CustomerView, OrderView
+
+# Orders loaded by `seed` have no outbox row (no SMS is sent for demo data).
+UNNOTIFIED_SMS_STATUS = "pending"
+
+
+def apply_customer_saved(
+    *,
+    customer_id: int,
+    name: str,
+    code: str,
+    phone_number: str,
+    created_at: datetime,
+    updated_at: datetime,
+    created: bool,
+) -> None:
+    """Upsert the customer's view and carry a rename to every one of its orders."""
+    fields = {
+        "name": name,
+        "code": code,
+        "phone_number": phone_number,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+    if created:
+        CustomerView.objects.create(id=customer_id, **fields)
+        return
+    CustomerView.objects.filter(id=customer_id).update(**fields)
+    OrderView.objects.filter(customer_id=customer_id).exclude(
+        customer_code=code, customer_name=name
+    ).update(customer_code=code, customer_name=name)
+
+
+def apply_customer_deleted(customer_id: int) -> None:
+    CustomerView.objects.filter(id=customer_id).delete()
+
+
+def apply_order_placed(
+    *,
+    order_id: int,
+    customer_id: int,
+    customer_code: str,
+    customer_name: str,
+    item: str,
+    amount: Decimal,
+    time: datetime,
+    sms_status: str,
+) -> None:
+    """Precondition: the customer row is locked, so the aggregates cannot race.
+
+    `last_order_at` is the greatest order time, as `rebuild_all` computes it, even when the clock
+    stepped back between two orders."""
+    OrderView.objects.create(
+        id=order_id,
+        customer_id=customer_id,
+        customer_code=customer_code,
+        customer_name=customer_name,
+        item=item,
+        amount=amount,
+        time=time,
+        sms_status=sms_status,
+    )
+    CustomerView.objects.filter(id=customer_id).update(
+        order_count=F("order_count") + 1,
+        total_amount=F("total_amount") + amount,
+        last_order_at=Greatest(Coalesce(F("last_order_at"), Value(time)), Value(time)),
+    )
+
+
+def set_sms_status(order_id: int, status: str) -> None:
+    OrderView.objects.filter(id=order_id).update(sms_status=status)
+
+
+_CUSTOMERS_SQL = """
+    INSERT INTO customer_view (id, name, code, phone_number, created_at, updated_at,
+                               order_count, total_amount, last_order_at)
+    SELECT c.id, c.name, c.code, c.phone_number, c.created_at, c.updated_at,
+           COUNT(o.id), COALESCE(SUM(o.amount), 0), MAX(o.time)
+    FROM customers c LEFT JOIN orders o ON o.customer_id = c.id
+    {where}
+    GROUP BY c.id, c.name, c.code, c.phone_number, c.created_at, c.updated_at
+"""
+_ORDERS_SQL = f"""
+    INSERT INTO order_view (id, customer_id, customer_code, customer_name, item, amount,
+                            time, sms_status)
+    SELECT o.id, o.customer_id, c.code, c.name, o.item, o.amount, o.time,
+           COALESCE(s.status, '{UNNOTIFIED_SMS_STATUS}')
+    FROM orders o
+    JOIN customers c ON c.id = o.customer_id
+    LEFT JOIN sms_notifications s ON s.order_id = o.id
+    {{where}}
+"""  # noqa: S608 - a module constant, not input
+
+
+def lift_timeouts() -> None:
+    """Bulk work inside the current transaction may run longer than a request's statements."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
+
+
+@transaction.atomic
+def rebuild_all() -> tuple[int, int]:
+    """Recompute both projections from the write tables; returns (customers, orders) written.
+
+    Set-based SQL (valid on PostgreSQL and SQLite) so a million orders take seconds, not a loop.
+    This is the operator's repair tool (`rebuild_read_models`): it holds SHARE locks so it sees
+    one consistent state, which pauses writes while it runs. `seed` does not use it.
+    """
+    lift_timeouts()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("LOCK TABLE customers, orders, sms_notifications IN SHARE MODE")
+        cursor.execute("DELETE FROM order_view")
+        cursor.execute("DELETE FROM customer_view")
+        cursor.execute(_CUSTOMERS_SQL.format(where=""))
+        customers = cursor.rowcount
+        cursor.execute(_ORDERS_SQL.format(where=""))
+        orders = cursor.rowcount
+    return customers, orders
+
+
+def project_new_customers(*, code_prefix: str) -> tuple[int, int]:
+    """Write the views of the customers whose code starts with `code_prefix`, all new in this
+    transaction, with all their orders (what `seed` loads).
+
+    Precondition: inside the transaction that inserted them, so no other transaction can have
+    added orders for them and the aggregates computed here are exact, without locking anything
+    that concurrent writes need."""
+    where = "WHERE c.code LIKE %s"
+    with connection.cursor() as cursor:
+        cursor.execute(_CUSTOMERS_SQL.format(where=where), [code_prefix + "%"])
+        customers = cursor.rowcount
+        cursor.execute(_ORDERS_SQL.format(where=where), [code_prefix + "%"])
+        orders = cursor.rowcount
+    return customers, orders
