@@ -79,7 +79,18 @@ class ScopedOpenAPISchema(OpenAPISchema):
         return [{name: scopes for name in requirement} for requirement in security]
 
 
+def camel_case(name: str) -> str:
+    """`place_order` -> `placeOrder`: operation ids as the contract lists them (section 5)."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 class DukaAPI(NinjaAPI):
+    def get_openapi_operation_id(self, operation: Operation) -> str:
+        """The view's name in camelCase, so a new view is named by its function (Ninja's default,
+        `backend_api_routers_orders_place_order`, would leak our module tree into every SDK)."""
+        return camel_case(operation.view_func.__name__)
+
     def get_openapi_schema(
         self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
     ) -> OpenAPISchema:

@@ -20,6 +20,7 @@ from copy import deepcopy
 from typing import Any
 
 from backend.api.problems import PROBLEM_CONTENT_TYPE
+from backend.api.schemas.sms import DELIVERY_REPORT_FORM
 
 _SECURED_WRITES = frozenset({"post", "put", "patch", "delete"})
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -75,8 +76,10 @@ _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "with another body or still in progress.",
         {},
     ),
+    "CallbackForbidden": ("403", "Missing or wrong callback `token`.", {}),
     "PayloadTooLarge": ("413", "The body is larger than 1 MiB; it was not read.", {}),
     "UnsupportedMediaType": ("415", "The body is not `application/json`.", {}),
+    "NotFormData": ("415", "The body is not form data.", {}),
     "ValidationFailed": ("422", "Validation failed; `errors` names each bad field.", {}),
     "TooManyRequests": (
         "429",
@@ -209,7 +212,9 @@ def _add_links(document: dict[str, Any], prefix: str) -> None:
 def complete_openapi(document: dict[str, Any], *, prefix: str = "/api/v1") -> dict[str, Any]:
     """Add the error responses, headers and links described in the module docstring."""
     components = document.setdefault("components", {})
-    components.setdefault("schemas", {}).setdefault("Problem", deepcopy(PROBLEM_SCHEMA))
+    schemas = components.setdefault("schemas", {})
+    schemas.setdefault("Problem", deepcopy(PROBLEM_SCHEMA))
+    schemas.setdefault("DeliveryReportForm", deepcopy(DELIVERY_REPORT_FORM))
     shared = components.setdefault("responses", {})
     problem_content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for name, (_status, description, headers) in _RESPONSES.items():

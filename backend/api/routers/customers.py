@@ -79,7 +79,7 @@ def replace_customer(request: HttpRequest, customer_id: int, payload: CustomerIn
     throttle=write_limit,
     url_name="update_customer",
 )
-def patch_customer(request: HttpRequest, customer_id: int, payload: CustomerPatch) -> HttpResponse:
+def update_customer(request: HttpRequest, customer_id: int, payload: CustomerPatch) -> HttpResponse:
     """Change any subset of the fields."""
     commands.patch_customer(
         commands.PatchCustomer(customer_id=customer_id, **payload.dict(exclude_unset=True))
