@@ -46,7 +46,9 @@ def _domain(request: HttpRequest, exc: DomainError) -> HttpResponse:
     errors = None
     if isinstance(exc, InvalidField):
         errors = [{"loc": ["body", exc.field], "msg": exc.detail}]
-    return problem_response(exc.status, exc.detail, code=exc.code, title=exc.title, errors=errors)
+    return problem_response(
+        exc.status, exc.detail, code=exc.code, title=exc.title, errors=errors, headers=exc.headers
+    )
 
 
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from copy import deepcopy
 from typing import Any
 
-from backend.api.problems import PROBLEM_CONTENT_TYPE
+from backend.api.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 from backend.api.schemas.sms import DELIVERY_REPORT_FORM
 
 _SECURED_WRITES = frozenset({"post", "put", "patch", "delete"})
@@ -72,9 +72,24 @@ _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "NotFound": ("404", "No resource with this id.", {}),
     "Conflict": (
         "409",
-        "Duplicate `code`, delete of a customer with orders, or an `Idempotency-Key` reused "
-        "with another body or still in progress.",
-        {},
+        "A conflict; its problem `type` says which: `"
+        + PROBLEM_BASE
+        + "duplicate-code` (another customer has this `code`), `"
+        + PROBLEM_BASE
+        + "customer-has-orders` (delete of a customer with orders), `"
+        + PROBLEM_BASE
+        + "idempotency-key-reused` (the `Idempotency-Key` was used with another body; send a new "
+        "key), `"
+        + PROBLEM_BASE
+        + "idempotency-in-progress` (the first request with this key is still running; retry "
+        "after `Retry-After` seconds).",
+        {
+            "Retry-After": {
+                "required": False,
+                "description": "Seconds to wait; sent with `idempotency-in-progress` only.",
+                "schema": {"type": "string"},
+            }
+        },
     ),
     "CallbackForbidden": ("403", "Missing or wrong callback `token`.", {}),
     "PayloadTooLarge": ("413", "The body is larger than 1 MiB; it was not read.", {}),

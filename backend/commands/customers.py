@@ -10,7 +10,7 @@ from backend.commands.clock import now_ms
 from backend.commands.idempotency import IdempotencyClaim, complete_claim
 from backend.commands.models import Customer
 from backend.commands.phone import normalize_phone_number
-from backend.errors import Conflict, InvalidField, NotFound
+from backend.errors import CustomerHasOrders, DuplicateCode, InvalidField, NotFound
 from backend.queries import projections
 
 
@@ -57,7 +57,7 @@ def _save(customer: Customer, *, created: bool) -> None:
         with transaction.atomic():
             customer.save(force_insert=created, force_update=not created)
     except IntegrityError:
-        raise Conflict(f"A customer with code {customer.code!r} already exists.") from None
+        raise DuplicateCode(f"A customer with code {customer.code!r} already exists.") from None
     projections.apply_customer_saved(customer, created=created)
 
 
@@ -115,6 +115,6 @@ def delete_customer(cmd: DeleteCustomer) -> None:
     customer = _locked(cmd.customer_id)
     # The customer row is locked, so no order can be placed for it between this check and the delete.
     if customer.orders.exists():
-        raise Conflict(f"Customer {cmd.customer_id} has orders and cannot be deleted.")
+        raise CustomerHasOrders(f"Customer {cmd.customer_id} has orders and cannot be deleted.")
     customer.delete()
     projections.apply_customer_deleted(cmd.customer_id)

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 
 from backend.commands.clock import now_ms
 from backend.commands.models import IdempotencyRecord
-from backend.errors import Conflict
+from backend.errors import IdempotencyInProgress, IdempotencyKeyReused
 
 RETENTION = timedelta(hours=24)
 STALE_CLAIM = timedelta(seconds=60)
@@ -59,9 +59,13 @@ def claim_key(
         record.save()
         return IdempotencyClaim(record_id=record.pk)
     if record.fingerprint != fingerprint:
-        raise Conflict("This Idempotency-Key was already used with a different request body.")
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request body."
+        )
     if record.resource_id is None or record.response_status is None:
-        raise Conflict("A request with this Idempotency-Key is still in progress; retry later.")
+        raise IdempotencyInProgress(
+            "A request with this Idempotency-Key is still in progress; retry later."
+        )
     return Replay(
         status=record.response_status, resource_id=record.resource_id, body=record.response_body
     )
