@@ -92,6 +92,12 @@ _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
         },
     ),
     "CallbackForbidden": ("403", "Missing or wrong callback `token`.", {}),
+    "PreconditionFailed": (
+        "412",
+        "`If-Match` names none of the current ETags (the resource changed since it was read); "
+        "nothing was changed.",
+        {},
+    ),
     "PayloadTooLarge": ("413", "The body is larger than 1 MiB; it was not read.", {}),
     "UnsupportedMediaType": ("415", "The body is not `application/json`.", {}),
     "NotFormData": ("415", "The body is not form data.", {}),
@@ -131,6 +137,56 @@ _CREATED_HEADERS: dict[str, Any] = {
         "schema": {"type": "string", "enum": ["true"]},
     },
 }
+
+
+_ETAG_HEADER: dict[str, Any] = {
+    "required": True,
+    "description": "Strong entity tag of this representation (for `If-None-Match` / `If-Match`).",
+    "schema": {"type": "string"},
+}
+IF_NONE_MATCH_PARAMETER: dict[str, Any] = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "description": "ETags (or `*`) the client holds: when one is current the answer is a 304 "
+    "without a body.",
+    "schema": {"type": "string"},
+}
+IF_MATCH_PARAMETER: dict[str, Any] = {
+    "in": "header",
+    "name": "If-Match",
+    "required": False,
+    "description": "Proceed only if the customer's current ETag is in this list (or `*`); "
+    "otherwise 412 and nothing changes. Checked against the locked row, so of two editors "
+    "sending the same ETag only the first succeeds.",
+    "schema": {"type": "string"},
+}
+# operationId -> conditional behaviour (contract section 5, "Conditional requests").
+_CACHEABLE = frozenset({"getCustomer", "getOrder"})
+_IF_MATCH = frozenset({"replaceCustomer", "updateCustomer", "deleteCustomer"})
+
+
+def _add_conditional(operation: dict[str, Any]) -> None:
+    operation_id = operation.get("operationId")
+    responses = operation["responses"]
+    parameters = operation.setdefault("parameters", [])
+    names = {p.get("name", "").lower() for p in parameters}
+    if operation_id in _CACHEABLE:
+        if "if-none-match" not in names:
+            parameters.append(deepcopy(IF_NONE_MATCH_PARAMETER))
+        responses.setdefault(
+            "304",
+            {
+                "description": "Not modified: the `If-None-Match` ETag is current (no body).",
+                "headers": {"ETag": deepcopy(_ETAG_HEADER)},
+            },
+        )
+    if operation_id in _IF_MATCH:
+        if "if-match" not in names:
+            parameters.append(deepcopy(IF_MATCH_PARAMETER))
+        responses.setdefault("412", problem_ref("PreconditionFailed"))
+    if operation_id in _CACHEABLE | _IF_MATCH and "200" in responses:
+        responses["200"].setdefault("headers", {}).setdefault("ETag", deepcopy(_ETAG_HEADER))
 
 
 def problem_ref(name: str) -> dict[str, str]:
@@ -247,6 +303,7 @@ def complete_openapi(document: dict[str, Any], *, prefix: str = "/api/v1") -> di
         operation["responses"] = responses
         for name in _error_names(method, operation):
             responses.setdefault(_RESPONSES[name][0], problem_ref(name))
+        _add_conditional(operation)
         if _is_create(method, operation):
             parameters = operation.setdefault("parameters", [])
             if not any(p.get("name", "").lower() == "idempotency-key" for p in parameters):
