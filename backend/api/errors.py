@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
@@ -62,6 +64,18 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return problem_response(exc.status_code, detail)
 
 
+def _unreadable_body(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Django refuses to parse the form body: a multipart body without a usable boundary, a form
+    # that is not UTF-8, too many fields. The client's fault, never a 500.
+    return problem_response(
+        400,
+        "The request body cannot be read as the Content-Type it declares "
+        f"({request.META.get('CONTENT_TYPE', '')[:100]!r}).",
+        code="malformed-body",
+        title="Malformed request body",
+    )
+
+
 def _not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
     return problem_response(404, "No such resource.")
 
@@ -77,4 +91,6 @@ def register_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(DomainError, _domain)
     api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(Http404, _not_found)
+    for unreadable in (MultiPartParserError, BadRequest, SuspiciousOperation):
+        api.add_exception_handler(unreadable, _unreadable_body)
     api.add_exception_handler(Exception, _unexpected)
