@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import register_converter
 from ninja import NinjaAPI, Swagger
+from ninja.openapi.docs import _csrf_needed, render_template
 from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 from ninja.parser import Parser
@@ -111,6 +112,25 @@ def swagger_settings() -> dict[str, Any]:
     return {"persistAuthorization": True, "dukaOAuth": oauth}
 
 
+class DukaSwagger(Swagger):
+    """Ninja's Swagger page with its settings read per request rather than frozen at import, so
+    the client the quick start creates just before serving is the one pre-filled."""
+
+    def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
+        page_settings = {
+            **self.settings,
+            **swagger_settings(),
+            "url": self.get_openapi_url(api, kwargs),
+        }
+        context = {
+            # Embedded in a <script> element: no `<` may close it early.
+            "swagger_settings": json.dumps(page_settings, indent=1).replace("<", "\\u003c"),
+            "api": api,
+            "add_csrf": _csrf_needed(api),
+        }
+        return render_template(request, self.template, self.template_cdn, context)
+
+
 api = DukaAPI(
     title="Duka API",
     version="1.0.0",
@@ -118,7 +138,7 @@ api = DukaAPI(
     urls_namespace="api-v1",
     parser=DecimalJSONParser(),
     docs_url="/docs",
-    docs=Swagger(settings=swagger_settings()),
+    docs=DukaSwagger(settings={"persistAuthorization": True}),
     openapi_url="/openapi.json",
 )
 register_error_handlers(api)

@@ -102,3 +102,21 @@ def test_camel_case_names_new_operations_automatically():
     assert camel_case("resend_order_sms") == "resendOrderSms"
     assert camel_case("create_webhook_endpoint") == "createWebhookEndpoint"
     assert camel_case("ping") == "ping"
+
+
+def test_quickstart_client_is_prefilled_on_the_docs_page(client, settings):
+    """The quick start creates a client and then serves: its docs page must offer that client."""
+    import re
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.OIDC_CLIENT_ID = ""  # restored after the test, whatever the command sets
+    out = StringIO()
+    call_command("quickstart", no_serve=True, port=8124, stdout=out)
+    client_id = re.search(r"client_id=(\S+)", out.getvalue()).group(1)
+    page = client.get("/api/v1/docs").content.decode()
+    embedded = re.search(
+        r'<script type="application/json" id="swagger-settings">(.*?)</script>', page, re.S
+    )
+    assert json.loads(embedded.group(1))["dukaOAuth"]["clientId"] == client_id
