@@ -182,3 +182,17 @@ def test_conditional_requests_are_documented(client):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "If-None-Match" in readme and "If-Match" in readme
     assert "…/precondition-failed" in readme
+
+
+@pytest.mark.django_db
+def test_browser_apps_may_send_and_read_the_conditional_headers(client, settings, api, customer):
+    settings.CORS_ALLOWED_ORIGINS = ["https://shop.example"]
+    preflight = client.options(
+        f"/api/v1/customers/{customer}/",
+        HTTP_ORIGIN="https://shop.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="PATCH",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="if-match, authorization",
+    )
+    assert "if-match" in preflight["Access-Control-Allow-Headers"]
+    got = api.get(f"customers/{customer}/", HTTP_ORIGIN="https://shop.example")
+    assert "etag" in got["Access-Control-Expose-Headers"].lower()
