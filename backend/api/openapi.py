@@ -8,6 +8,8 @@ place and idempotently:
   400/422; a body -> 413; a JSON body -> 415; secured write -> 409/429;
 * the `Idempotency-Key` request header of the POST creates and the `Location` /
   `Idempotent-Replayed` headers of their 201;
+* `ETag` / `If-None-Match` / 304 on the single-resource reads and `If-Match` / 412 on the
+  customer writes (contract section 5, "Conditional requests");
 * OpenAPI links from each create to the operations on what it created (used by stateful fuzzing
   and by client generators).
 
@@ -56,7 +58,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "BadRequest": (
         "400",
-        "Malformed JSON, a bad cursor or `Idempotency-Key`, or a disallowed `Host`.",
+        "Malformed JSON, a body unreadable as its `Content-Type` (`malformed-body`), a bad or "
+        "over-long cursor, a bad `Idempotency-Key`, or a disallowed `Host`.",
         {},
     ),
     "Unauthorized": (
@@ -98,7 +101,12 @@ _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "nothing was changed.",
         {},
     ),
-    "PayloadTooLarge": ("413", "The body is larger than 1 MiB; it was not read.", {}),
+    "PayloadTooLarge": (
+        "413",
+        "The body is larger than 1 MiB; it was not read, and the server closes the connection "
+        "(`Connection: close`).",
+        {},
+    ),
     "UnsupportedMediaType": ("415", "The body is not `application/json`.", {}),
     "NotFormData": ("415", "The body is not form data.", {}),
     "ValidationFailed": ("422", "Validation failed; `errors` names each bad field.", {}),
