@@ -5,7 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.core.exceptions import (
+    BadRequest,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
@@ -91,6 +96,12 @@ def register_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(DomainError, _domain)
     api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(Http404, _not_found)
-    for unreadable in (MultiPartParserError, BadRequest, SuspiciousOperation):
+    for unreadable in (
+        MultiPartParserError,
+        BadRequest,
+        TooManyFieldsSent,
+        TooManyFilesSent,
+        RequestDataTooBig,
+    ):
         api.add_exception_handler(unreadable, _unreadable_body)
     api.add_exception_handler(Exception, _unexpected)

@@ -51,10 +51,6 @@ def _token_ok(given: str | None) -> bool:
             "required": True,
             "content": {
                 FORM: {"schema": {"$ref": "#/components/schemas/DeliveryReportForm"}},
-                # Africa's Talking may post either encoding; both carry the same fields.
-                "multipart/form-data": {
-                    "schema": {"$ref": "#/components/schemas/DeliveryReportForm"}
-                },
             },
         },
     },
