@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class DomainError(Exception):
     status: int = 400
@@ -11,6 +13,11 @@ class DomainError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """HTTP headers the rendered problem carries (e.g. `Retry-After`)."""
+        return {}
 
 
 class BadRequest(DomainError):
@@ -29,6 +36,47 @@ class Conflict(DomainError):
     status = 409
     code = "conflict"
     title = "Conflict"
+
+
+class DuplicateCode(Conflict):
+    """Another live customer has this code (ignoring case). Never succeeds as sent."""
+
+    code = "duplicate-code"
+    title = "Duplicate customer code"
+
+
+class CustomerHasOrders(Conflict):
+    """A customer with orders cannot be deleted. Never succeeds while the orders exist."""
+
+    code = "customer-has-orders"
+    title = "Customer has orders"
+
+
+class IdempotencyKeyReused(Conflict):
+    """The key was used with another body. Never succeeds: send a new key."""
+
+    code = "idempotency-key-reused"
+    title = "Idempotency-Key reused with another body"
+
+
+class IdempotencyInProgress(Conflict):
+    """The first request with this key is still running: retry after `retry_after` seconds."""
+
+    code = "idempotency-in-progress"
+    title = "Request with this Idempotency-Key in progress"
+    retry_after = 1
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class PreconditionFailed(DomainError):
+    """`If-Match` names none of the resource's current ETags: nothing was changed."""
+
+    status = 412
+    code = "precondition-failed"
+    title = "Precondition failed"
 
 
 class InvalidField(DomainError):

@@ -16,6 +16,32 @@ preload_app = True
 accesslog = None
 # Large enough for any real JWT, so an oversized token reaches the API and gets its 401 problem.
 limit_request_field_size = 32768
+# Request lines up to 8 KiB (gunicorn's ceiling: 8190 bytes + CRLF) reach the API, so an
+# over-long query value gets its problem+json (422, or 400 for a cursor), not gunicorn's HTML.
+limit_request_line = 8190
+
+# Before reusing a keep-alive connection gunicorn drains at most this much of a body the
+# application left unread (gunicorn.http.parser._DRAIN_MAX_BYTES), and closes it otherwise.
+_DRAIN_LIMIT = 64 * 1024
+
+
+def pre_request(worker: object, req: object) -> None:
+    """Announce `Connection: close` on a response to a large or chunked body.
+
+    The API refuses a body over 1 MiB with a 413 before reading it. Gunicorn would then answer
+    "keep-alive" and close the socket anyway (the unread body is over its drain limit), so the
+    client's next request on the connection failed as "server disconnected". Marking the request
+    makes gunicorn send `Connection: close` and close gracefully. Bodies this large are never
+    legitimate API requests, so closing after one that was read costs nothing real.
+    """
+    worker.log.debug("%s %s", req.method, req.path)  # type: ignore[attr-defined]
+    for name, value in req.headers:  # type: ignore[attr-defined]
+        if name == "TRANSFER-ENCODING" or (
+            name == "CONTENT-LENGTH" and value.strip().isdigit() and int(value) > _DRAIN_LIMIT
+        ):
+            req.must_close = True  # type: ignore[attr-defined]
+            return
+
 
 # --- Prometheus multiprocess mode -------------------------------------------------------------
 # Each worker process writes its metric values to files in PROMETHEUS_MULTIPROC_DIR and /metrics

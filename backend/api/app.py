@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import register_converter
 from ninja import NinjaAPI, Swagger
+from ninja.openapi.docs import _csrf_needed, render_template
 from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 from ninja.parser import Parser
@@ -79,7 +80,18 @@ class ScopedOpenAPISchema(OpenAPISchema):
         return [{name: scopes for name in requirement} for requirement in security]
 
 
+def camel_case(name: str) -> str:
+    """`place_order` -> `placeOrder`: operation ids as the contract lists them (section 5)."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 class DukaAPI(NinjaAPI):
+    def get_openapi_operation_id(self, operation: Operation) -> str:
+        """The view's name in camelCase, so a new view is named by its function (Ninja's default,
+        `backend_api_routers_orders_place_order`, would leak our module tree into every SDK)."""
+        return camel_case(operation.view_func.__name__)
+
     def get_openapi_schema(
         self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
     ) -> OpenAPISchema:
@@ -100,6 +112,25 @@ def swagger_settings() -> dict[str, Any]:
     return {"persistAuthorization": True, "dukaOAuth": oauth}
 
 
+class DukaSwagger(Swagger):
+    """Ninja's Swagger page with its settings read per request rather than frozen at import, so
+    the client the quick start creates just before serving is the one pre-filled."""
+
+    def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
+        page_settings = {
+            **self.settings,
+            **swagger_settings(),
+            "url": self.get_openapi_url(api, kwargs),
+        }
+        context = {
+            # Embedded in a <script> element: no `<` may close it early.
+            "swagger_settings": json.dumps(page_settings, indent=1).replace("<", "\\u003c"),
+            "api": api,
+            "add_csrf": _csrf_needed(api),
+        }
+        return render_template(request, self.template, self.template_cdn, context)
+
+
 api = DukaAPI(
     title="Duka API",
     version="1.0.0",
@@ -107,7 +138,7 @@ api = DukaAPI(
     urls_namespace="api-v1",
     parser=DecimalJSONParser(),
     docs_url="/docs",
-    docs=Swagger(settings=swagger_settings()),
+    docs=DukaSwagger(settings={"persistAuthorization": True}),
     openapi_url="/openapi.json",
 )
 register_error_handlers(api)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import (
+    BadRequest,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
@@ -46,7 +53,9 @@ def _domain(request: HttpRequest, exc: DomainError) -> HttpResponse:
     errors = None
     if isinstance(exc, InvalidField):
         errors = [{"loc": ["body", exc.field], "msg": exc.detail}]
-    return problem_response(exc.status, exc.detail, code=exc.code, title=exc.title, errors=errors)
+    return problem_response(
+        exc.status, exc.detail, code=exc.code, title=exc.title, errors=errors, headers=exc.headers
+    )
 
 
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
@@ -58,6 +67,18 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
             code="malformed-json",
         )
     return problem_response(exc.status_code, detail)
+
+
+def _unreadable_body(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Django refuses to parse the form body: a multipart body without a usable boundary, a form
+    # that is not UTF-8, too many fields. The client's fault, never a 500.
+    return problem_response(
+        400,
+        "The request body cannot be read as the Content-Type it declares "
+        f"({request.META.get('CONTENT_TYPE', '')[:100]!r}).",
+        code="malformed-body",
+        title="Malformed request body",
+    )
 
 
 def _not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
@@ -75,4 +96,12 @@ def register_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(DomainError, _domain)
     api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(Http404, _not_found)
+    for unreadable in (
+        MultiPartParserError,
+        BadRequest,
+        TooManyFieldsSent,
+        TooManyFilesSent,
+        RequestDataTooBig,
+    ):
+        api.add_exception_handler(unreadable, _unreadable_body)
     api.add_exception_handler(Exception, _unexpected)

@@ -19,6 +19,17 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _KEEP_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _is_form(content_type: str) -> bool:
+    return _media_type(content_type) in _FORM_TYPES
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
@@ -52,16 +63,19 @@ class ProblemDetailsMiddleware:
             return problem_response(
                 413, f"The request body is larger than {settings.MAX_REQUEST_BODY_BYTES} bytes."
             )
-        if (
-            length > 0
-            and request.method in _BODY_METHODS
-            and request.path.startswith(_JSON_PREFIX)
-            and not request.path.startswith(_FORM_PATHS)
-            and not _is_json(request.META.get("CONTENT_TYPE", ""))
-        ):
-            return problem_response(
-                415, "The request body must be JSON (Content-Type: application/json)."
-            )
+        if length > 0 and request.method in _BODY_METHODS and request.path.startswith(_JSON_PREFIX):
+            content_type = request.META.get("CONTENT_TYPE", "")
+            if request.path.startswith(_FORM_PATHS):
+                if not _is_form(content_type):
+                    return problem_response(
+                        415,
+                        "The request body must be form data (application/x-www-form-urlencoded "
+                        "or multipart/form-data).",
+                    )
+            elif not _is_json(content_type):
+                return problem_response(
+                    415, "The request body must be JSON (Content-Type: application/json)."
+                )
         return None
 
     @staticmethod

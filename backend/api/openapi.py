@@ -8,6 +8,8 @@ place and idempotently:
   400/422; a body -> 413; a JSON body -> 415; secured write -> 409/429;
 * the `Idempotency-Key` request header of the POST creates and the `Location` /
   `Idempotent-Replayed` headers of their 201;
+* `ETag` / `If-None-Match` / 304 on the single-resource reads and `If-Match` / 412 on the
+  customer writes (contract section 5, "Conditional requests");
 * OpenAPI links from each create to the operations on what it created (used by stateful fuzzing
   and by client generators).
 
@@ -19,7 +21,8 @@ from __future__ import annotations
 from copy import deepcopy
 from typing import Any
 
-from backend.api.problems import PROBLEM_CONTENT_TYPE
+from backend.api.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
+from backend.api.schemas.sms import DELIVERY_REPORT_FORM
 
 _SECURED_WRITES = frozenset({"post", "put", "patch", "delete"})
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -55,7 +58,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "BadRequest": (
         "400",
-        "Malformed JSON, a bad cursor or `Idempotency-Key`, or a disallowed `Host`.",
+        "Malformed JSON, a body unreadable as its `Content-Type` (`malformed-body`), a bad or "
+        "over-long cursor, a bad `Idempotency-Key`, or a disallowed `Host`.",
         {},
     ),
     "Unauthorized": (
@@ -71,12 +75,40 @@ _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "NotFound": ("404", "No resource with this id.", {}),
     "Conflict": (
         "409",
-        "Duplicate `code`, delete of a customer with orders, or an `Idempotency-Key` reused "
-        "with another body or still in progress.",
+        "A conflict; its problem `type` says which: `"
+        + PROBLEM_BASE
+        + "duplicate-code` (another customer has this `code`), `"
+        + PROBLEM_BASE
+        + "customer-has-orders` (delete of a customer with orders), `"
+        + PROBLEM_BASE
+        + "idempotency-key-reused` (the `Idempotency-Key` was used with another body; send a new "
+        "key), `"
+        + PROBLEM_BASE
+        + "idempotency-in-progress` (the first request with this key is still running; retry "
+        "after `Retry-After` seconds).",
+        {
+            "Retry-After": {
+                "required": False,
+                "description": "Seconds to wait; sent with `idempotency-in-progress` only.",
+                "schema": {"type": "string"},
+            }
+        },
+    ),
+    "CallbackForbidden": ("403", "Missing or wrong callback `token`.", {}),
+    "PreconditionFailed": (
+        "412",
+        "`If-Match` names none of the current ETags (the resource changed since it was read); "
+        "nothing was changed.",
         {},
     ),
-    "PayloadTooLarge": ("413", "The body is larger than 1 MiB; it was not read.", {}),
+    "PayloadTooLarge": (
+        "413",
+        "The body is larger than 1 MiB; it was not read, and the server closes the connection "
+        "(`Connection: close`).",
+        {},
+    ),
     "UnsupportedMediaType": ("415", "The body is not `application/json`.", {}),
+    "NotFormData": ("415", "The body is not form data.", {}),
     "ValidationFailed": ("422", "Validation failed; `errors` names each bad field.", {}),
     "TooManyRequests": (
         "429",
@@ -113,6 +145,56 @@ _CREATED_HEADERS: dict[str, Any] = {
         "schema": {"type": "string", "enum": ["true"]},
     },
 }
+
+
+_ETAG_HEADER: dict[str, Any] = {
+    "required": True,
+    "description": "Strong entity tag of this representation (for `If-None-Match` / `If-Match`).",
+    "schema": {"type": "string"},
+}
+IF_NONE_MATCH_PARAMETER: dict[str, Any] = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "description": "ETags (or `*`) the client holds: when one is current the answer is a 304 "
+    "without a body.",
+    "schema": {"type": "string"},
+}
+IF_MATCH_PARAMETER: dict[str, Any] = {
+    "in": "header",
+    "name": "If-Match",
+    "required": False,
+    "description": "Proceed only if the customer's current ETag is in this list (or `*`); "
+    "otherwise 412 and nothing changes. Checked against the locked row, so of two editors "
+    "sending the same ETag only the first succeeds.",
+    "schema": {"type": "string"},
+}
+# operationId -> conditional behaviour (contract section 5, "Conditional requests").
+_CACHEABLE = frozenset({"getCustomer", "getOrder"})
+_IF_MATCH = frozenset({"replaceCustomer", "updateCustomer", "deleteCustomer"})
+
+
+def _add_conditional(operation: dict[str, Any]) -> None:
+    operation_id = operation.get("operationId")
+    responses = operation["responses"]
+    parameters = operation.setdefault("parameters", [])
+    names = {p.get("name", "").lower() for p in parameters}
+    if operation_id in _CACHEABLE:
+        if "if-none-match" not in names:
+            parameters.append(deepcopy(IF_NONE_MATCH_PARAMETER))
+        responses.setdefault(
+            "304",
+            {
+                "description": "Not modified: the `If-None-Match` ETag is current (no body).",
+                "headers": {"ETag": deepcopy(_ETAG_HEADER)},
+            },
+        )
+    if operation_id in _IF_MATCH:
+        if "if-match" not in names:
+            parameters.append(deepcopy(IF_MATCH_PARAMETER))
+        responses.setdefault("412", problem_ref("PreconditionFailed"))
+    if operation_id in _CACHEABLE | _IF_MATCH and "200" in responses:
+        responses["200"].setdefault("headers", {}).setdefault("ETag", deepcopy(_ETAG_HEADER))
 
 
 def problem_ref(name: str) -> dict[str, str]:
@@ -209,7 +291,9 @@ def _add_links(document: dict[str, Any], prefix: str) -> None:
 def complete_openapi(document: dict[str, Any], *, prefix: str = "/api/v1") -> dict[str, Any]:
     """Add the error responses, headers and links described in the module docstring."""
     components = document.setdefault("components", {})
-    components.setdefault("schemas", {}).setdefault("Problem", deepcopy(PROBLEM_SCHEMA))
+    schemas = components.setdefault("schemas", {})
+    schemas.setdefault("Problem", deepcopy(PROBLEM_SCHEMA))
+    schemas.setdefault("DeliveryReportForm", deepcopy(DELIVERY_REPORT_FORM))
     shared = components.setdefault("responses", {})
     problem_content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for name, (_status, description, headers) in _RESPONSES.items():
@@ -227,6 +311,7 @@ def complete_openapi(document: dict[str, Any], *, prefix: str = "/api/v1") -> di
         operation["responses"] = responses
         for name in _error_names(method, operation):
             responses.setdefault(_RESPONSES[name][0], problem_ref(name))
+        _add_conditional(operation)
         if _is_create(method, operation):
             parameters = operation.setdefault("parameters", [])
             if not any(p.get("name", "").lower() == "idempotency-key" for p in parameters):

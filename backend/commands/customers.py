@@ -11,7 +11,18 @@ from backend.commands.clock import now_ms
 from backend.commands.idempotency import IdempotencyClaim, complete_claim
 from backend.commands.models import Customer
 from backend.commands.phone import normalize_phone_number
-from backend.errors import Conflict, InvalidField, NotFound
+from backend.errors import (
+    CustomerHasOrders,
+    DuplicateCode,
+    InvalidField,
+    NotFound,
+    PreconditionFailed,
+)
+from backend.queries.customers import get_customer
+from backend.queries.etags import etag
+
+# `If-Match` as parsed entity tags (`"..."` or `*`); None when the request had no `If-Match`.
+IfMatch = frozenset[str] | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +68,7 @@ def _save(customer: Customer, *, created: bool) -> None:
         with transaction.atomic():
             customer.save(force_insert=created, force_update=not created)
     except IntegrityError:
-        raise Conflict(f"A customer with code {customer.code!r} already exists.") from None
+        raise DuplicateCode(f"A customer with code {customer.code!r} already exists.") from None
     projections.apply_customer_saved(
         customer_id=customer.pk,
         name=customer.name,
@@ -85,28 +96,59 @@ def create_customer(cmd: CreateCustomer, *, idempotency: IdempotencyClaim | None
     return customer.pk
 
 
-def _locked(customer_id: int) -> Customer:
+def _locked(customer_id: int, *, if_match: IfMatch = None) -> Customer:
+    """Lock the row, then check `If-Match` against it: with the lock held, the tag compared is the
+    one this write replaces, so of two editors sending the same tag only the first wins.
+
+    An unknown id is a 404 whatever `If-Match` says (RFC 9110 13.2.1: preconditions are ignored
+    when the answer would not be 2xx without them)."""
     try:
-        return Customer.objects.select_for_update().get(pk=customer_id)
+        customer = Customer.objects.select_for_update().get(pk=customer_id)
     except Customer.DoesNotExist:
         raise NotFound(f"Customer {customer_id} does not exist.") from None
+    # Orders lock this row too before updating its read model, so the view read here is stable.
+    if if_match is not None and "*" not in if_match:
+        current = etag(get_customer(customer_id))
+        if current not in if_match:
+            raise PreconditionFailed(
+                f"If-Match does not name the current ETag of customer {customer_id} ({current}); "
+                "nothing was changed. GET it again and retry with the new ETag."
+            )
+    return customer
 
 
 @transaction.atomic(durable=True)
-def replace_customer(cmd: ReplaceCustomer) -> int:
-    return _update(cmd.customer_id, name=cmd.name, code=cmd.code, phone_number=cmd.phone_number)
+def replace_customer(cmd: ReplaceCustomer, *, if_match: IfMatch = None) -> int:
+    return _update(
+        cmd.customer_id,
+        name=cmd.name,
+        code=cmd.code,
+        phone_number=cmd.phone_number,
+        if_match=if_match,
+    )
 
 
 @transaction.atomic(durable=True)
-def patch_customer(cmd: PatchCustomer) -> int:
-    return _update(cmd.customer_id, name=cmd.name, code=cmd.code, phone_number=cmd.phone_number)
+def patch_customer(cmd: PatchCustomer, *, if_match: IfMatch = None) -> int:
+    return _update(
+        cmd.customer_id,
+        name=cmd.name,
+        code=cmd.code,
+        phone_number=cmd.phone_number,
+        if_match=if_match,
+    )
 
 
 def _update(
-    customer_id: int, *, name: str | None, code: str | None, phone_number: str | None
+    customer_id: int,
+    *,
+    name: str | None,
+    code: str | None,
+    phone_number: str | None,
+    if_match: IfMatch,
 ) -> int:
     """Precondition: inside a command's transaction. None leaves a field unchanged."""
-    customer = _locked(customer_id)
+    customer = _locked(customer_id, if_match=if_match)
     if name is not None:
         customer.name = name.strip()
     if code is not None:
@@ -119,10 +161,10 @@ def _update(
 
 
 @transaction.atomic(durable=True)
-def delete_customer(cmd: DeleteCustomer) -> None:
-    customer = _locked(cmd.customer_id)
+def delete_customer(cmd: DeleteCustomer, *, if_match: IfMatch = None) -> None:
+    customer = _locked(cmd.customer_id, if_match=if_match)
     # The customer row is locked, so no order can be placed for it between this check and the delete.
     if customer.orders.exists():
-        raise Conflict(f"Customer {cmd.customer_id} has orders and cannot be deleted.")
+        raise CustomerHasOrders(f"Customer {cmd.customer_id} has orders and cannot be deleted.")
     customer.delete()
     projections.apply_customer_deleted(cmd.customer_id)

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 
 from backend.commands.clock import now_ms
 from backend.commands.models import IdempotencyRecord
-from backend.errors import Conflict
+from backend.errors import IdempotencyInProgress, IdempotencyKeyReused
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +37,7 @@ class Replay:
     body: str | None
 
 
-class ClaimLost(Conflict):
+class ClaimLost(IdempotencyInProgress):
     """This request's claim was taken over by a later request with the same key."""
 
 
@@ -80,9 +80,13 @@ def claim_key(
         record.save()
         return IdempotencyClaim(record_id=record.pk, token=token)
     if record.fingerprint != fingerprint:
-        raise Conflict("This Idempotency-Key was already used with a different request body.")
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request body."
+        )
     if record.resource_id is None or record.response_status is None:
-        raise Conflict("A request with this Idempotency-Key is still in progress; retry later.")
+        raise IdempotencyInProgress(
+            "A request with this Idempotency-Key is still in progress; retry later."
+        )
     return Replay(resource_id=record.resource_id, body=record.response_body)
 
 

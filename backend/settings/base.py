@@ -109,6 +109,9 @@ CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_URLS_REGEX = r"^/(api|o)/.*$"
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key", "accept"]
 CORS_EXPOSE_HEADERS = ["location", "retry-after", "idempotent-replayed"]
+# Conditional requests (ETag / If-Match / If-None-Match) from browser apps too.
+CORS_ALLOW_HEADERS += ["if-match", "if-none-match"]
+CORS_EXPOSE_HEADERS += ["etag"]
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 # --- Database ---------------------------------------------------------------------------------

@@ -141,5 +141,7 @@ def test_json_body_is_not_what_africas_talking_sends(client, sent_order):
         content_type="application/json",
     )
 
-    assert response.status_code == 422
+    # Contract section 6: on the callback, a body that is not form data is a 415.
+    assert response.status_code == 415
+    assert response["Content-Type"] == "application/problem+json"
     assert statuses(order_id) == ("sent", "sent")

@@ -102,7 +102,8 @@ def _load_schema() -> Any:
             "operations": [
                 # A schema-valid request may still be refused where JSON Schema cannot state the
                 # rule: a cursor is signed (a made-up one is a 400), an order needs an existing
-                # customer and an amount of at most 12 digits with 2 places (else a 422).
+                # customer and an amount of at most 12 digits with 2 places (else a 422), and a
+                # made-up If-Match names no current ETag (a 412).
                 {
                     "include-name": name,
                     "checks": {
@@ -113,6 +114,9 @@ def _load_schema() -> Any:
                     ("GET /api/v1/customers/", "400"),
                     ("GET /api/v1/orders/", "400"),
                     ("POST /api/v1/orders/", "422"),
+                    ("PUT /api/v1/customers/{customer_id}/", "412"),
+                    ("PATCH /api/v1/customers/{customer_id}/", "412"),
+                    ("DELETE /api/v1/customers/{customer_id}/", "412"),
                 )
             ],
         }

@@ -3,13 +3,14 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
 
-from backend.api import idempotency, rendering
+from backend.api import conditional, idempotency, rendering
 from backend.api.auth import require
 from backend.api.schemas.common import CodeFilter, Cursor, Limit, QueryText
 from backend.api.schemas.customers import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
 from backend.api.throttling import write_limit
 from backend.commands import customers as commands
 from backend.queries import customers as queries
+from backend.queries.etags import etag
 
 router = Router(tags=["customers"])
 READ = require("customers:read")
@@ -56,7 +57,14 @@ def list_customers(
 
 @router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="get_customer")
 def get_customer(request: HttpRequest, customer_id: int) -> HttpResponse:
-    return rendering.json_response(rendering.customer(queries.get_customer(customer_id)))
+    """With a strong `ETag`; `If-None-Match` naming it is a 304 without a body."""
+    view = queries.get_customer(customer_id)
+    return conditional.representation(request, rendering.customer(view), etag(view))
+
+
+def _updated(customer_id: int) -> HttpResponse:
+    view = queries.get_customer(customer_id)
+    return conditional.tagged(rendering.json_response(rendering.customer(view)), etag(view))
 
 
 @router.put(
@@ -67,9 +75,13 @@ def get_customer(request: HttpRequest, customer_id: int) -> HttpResponse:
     url_name="replace_customer",
 )
 def replace_customer(request: HttpRequest, customer_id: int, payload: CustomerIn) -> HttpResponse:
-    """Replace every field; all are required."""
-    commands.replace_customer(commands.ReplaceCustomer(customer_id=customer_id, **payload.dict()))
-    return rendering.json_response(rendering.customer(queries.get_customer(customer_id)))
+    """Replace every field; all are required. `If-Match` (an ETag list or `*`) makes it conditional:
+    no match is a 412 and changes nothing."""
+    commands.replace_customer(
+        commands.ReplaceCustomer(customer_id=customer_id, **payload.dict()),
+        if_match=conditional.if_match(request),
+    )
+    return _updated(customer_id)
 
 
 @router.patch(
@@ -79,12 +91,13 @@ def replace_customer(request: HttpRequest, customer_id: int, payload: CustomerIn
     throttle=write_limit,
     url_name="update_customer",
 )
-def patch_customer(request: HttpRequest, customer_id: int, payload: CustomerPatch) -> HttpResponse:
-    """Change any subset of the fields."""
+def update_customer(request: HttpRequest, customer_id: int, payload: CustomerPatch) -> HttpResponse:
+    """Change any subset of the fields. `If-Match` as for PUT."""
     commands.patch_customer(
-        commands.PatchCustomer(customer_id=customer_id, **payload.dict(exclude_unset=True))
+        commands.PatchCustomer(customer_id=customer_id, **payload.dict(exclude_unset=True)),
+        if_match=conditional.if_match(request),
     )
-    return rendering.json_response(rendering.customer(queries.get_customer(customer_id)))
+    return _updated(customer_id)
 
 
 @router.delete(
@@ -95,6 +108,9 @@ def patch_customer(request: HttpRequest, customer_id: int, payload: CustomerPatc
     url_name="delete_customer",
 )
 def delete_customer(request: HttpRequest, customer_id: int) -> Status:
-    """Delete a customer without orders (409 otherwise). Its code may then be reused."""
-    commands.delete_customer(commands.DeleteCustomer(customer_id=customer_id))
+    """Delete a customer without orders (409 otherwise). Its code may then be reused. `If-Match`
+    as for PUT."""
+    commands.delete_customer(
+        commands.DeleteCustomer(customer_id=customer_id), if_match=conditional.if_match(request)
+    )
     return Status(204, None)

@@ -3,13 +3,14 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
-from backend.api import idempotency, rendering
+from backend.api import conditional, idempotency, rendering
 from backend.api.auth import require
 from backend.api.schemas.common import AwareDatetime, Cursor, Limit, ResourceId
 from backend.api.schemas.orders import OrderIn, OrderOut, OrderPage
 from backend.api.throttling import write_limit
 from backend.commands import orders as commands
 from backend.queries import orders as queries
+from backend.queries.etags import etag
 
 router = Router(tags=["orders"])
 READ = require("orders:read")
@@ -59,4 +60,7 @@ def list_orders(
 
 @router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="get_order")
 def get_order(request: HttpRequest, order_id: int) -> HttpResponse:
-    return rendering.json_response(rendering.order(queries.get_order(order_id)))
+    """With a strong `ETag` (it changes with `sms_status`); `If-None-Match` naming it is a 304
+    without a body: cheap polling."""
+    view = queries.get_order(order_id)
+    return conditional.representation(request, rendering.order(view), etag(view))

@@ -14,11 +14,12 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router, Schema
 
+from backend.api.openapi import problem_ref
 from backend.api.problems import problem_response
 from backend.commands import outbox as commands
 
 router = Router(tags=["sms"], auth=None)
-_PROBLEM = {"content": {"application/problem+json": {"schema": {"type": "object"}}}}
+FORM = "application/x-www-form-urlencoded"
 
 
 class DeliveryReportAck(Schema):
@@ -39,8 +40,9 @@ def _token_ok(given: str | None) -> bool:
     url_name="sms_delivery_reports",
     openapi_extra={
         "responses": {
-            "403": {"description": "Missing or wrong token", **_PROBLEM},
-            "422": {"description": "id or status missing", **_PROBLEM},
+            "403": problem_ref("CallbackForbidden"),
+            "415": problem_ref("NotFormData"),
+            "422": problem_ref("ValidationFailed"),
         },
         "parameters": [
             {"name": "token", "in": "query", "required": True, "schema": {"type": "string"}},
@@ -48,35 +50,12 @@ def _token_ok(given: str | None) -> bool:
         "requestBody": {
             "required": True,
             "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["id", "status"],
-                        "properties": {
-                            "id": {
-                                "type": "string",
-                                "minLength": 1,
-                                "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
-                                "description": "messageId from the send response",
-                            },
-                            "status": {
-                                "type": "string",
-                                "minLength": 1,
-                                "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
-                                "description": "Success, Failed, Rejected, Sent, Submitted, Buffered, ...",
-                            },
-                            "phoneNumber": {"type": "string"},
-                            "networkCode": {"type": "string"},
-                            "failureReason": {"type": "string"},
-                            "retryCount": {"type": "string"},
-                        },
-                    }
-                }
+                FORM: {"schema": {"$ref": "#/components/schemas/DeliveryReportForm"}},
             },
         },
     },
 )
-def delivery_report(request: HttpRequest) -> HttpResponse:
+def receive_delivery_report(request: HttpRequest) -> HttpResponse:
     """Delivery report from Africa's Talking: moves the order's `sms_status` to `delivered`
     (Success) or `failed` (Failed, Rejected); other statuses, unknown ids and repeats change
     nothing. A missing or wrong `token` is a 403."""

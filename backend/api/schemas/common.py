@@ -67,9 +67,9 @@ QueryText = Annotated[
 ]
 CodeFilter = Annotated[str, Field(max_length=32, json_schema_extra={"pattern": NO_NUL}), NoNul]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size, 1-200.")]
-Cursor = Annotated[
-    str, Field(min_length=1, max_length=1000, description="`next_cursor` of the previous page.")
-]
+# No length limit here: a cursor is checked by its signature, and any that fails is a 400
+# (contract section 5), an over-long one included.
+Cursor = Annotated[str, Field(min_length=1, description="`next_cursor` of the previous page.")]
 # Ids fit PostgreSQL's bigint; a larger number can only be unknown, never a database error.
 MAX_ID = 2**63 - 1
 ResourceId = Annotated[int, Field(ge=1, le=MAX_ID)]

@@ -29,6 +29,9 @@ class Command(BaseCommand):
             self.stdout.write(f"Tokens come from {settings.OIDC_ISSUER} (OIDC_ISSUER is set).")
         else:
             client_id, secret = create_client(name="quickstart", scopes=SCOPES)
+            # The docs page pre-fills OIDC_CLIENT_ID in Swagger UI's Authorize dialog: make it this
+            # client's (this process serves below; the built-in issuer reads the setting nowhere else).
+            settings.OIDC_CLIENT_ID = client_id
             token = (
                 f"TOKEN=$(curl -s -u {shlex.quote(client_id + ':' + secret)} "
                 f"-d grant_type=client_credentials -d scope={shlex.quote(SCOPES)} {base}/o/token/ "
@@ -48,7 +51,8 @@ class Command(BaseCommand):
                         f'-d \'{{"name": "Jane", "code": "JANE", "phone_number": "0712345678"}}\' '
                         f"{base}/api/v1/customers/",
                         f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/customers/',
-                        f"API docs: {base}/api/v1/docs",
+                        f"API docs: {base}/api/v1/docs (Authorize: client_id is pre-filled; "
+                        f"client_secret: {secret})",
                         "",
                     ]
                 )
