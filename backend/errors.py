@@ -52,6 +52,13 @@ class CustomerHasOrders(Conflict):
     title = "Customer has orders"
 
 
+class SmsNotFailed(Conflict):
+    """Only a failed SMS notification can be sent again (a pending or sent one is on its way)."""
+
+    code = "sms-not-failed"
+    title = "SMS notification has not failed"
+
+
 class IdempotencyKeyReused(Conflict):
     """The key was used with another body. Never succeeds: send a new key."""
 

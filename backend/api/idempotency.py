@@ -1,4 +1,4 @@
-"""`Idempotency-Key` handling for POST creates: claim, run the command, remember the response."""
+"""`Idempotency-Key` handling for POSTs: claim, run the command, remember the response."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from backend.errors import BadRequest
 HEADER = "Idempotency-Key"
 
 
-def _created(body: str, location: str, *, replayed: bool) -> HttpResponse:
-    response = HttpResponse(body, status=201, content_type="application/json")
-    response["Location"] = location
+def _created(body: str, location: str | None, *, replayed: bool, status: int) -> HttpResponse:
+    response = HttpResponse(body, status=status, content_type="application/json")
+    if location is not None:
+        response["Location"] = location
     if replayed:
         response["Idempotent-Replayed"] = "true"
     return response
@@ -39,25 +40,32 @@ def create(
     request: HttpRequest,
     *,
     endpoint: str,
-    payload: Schema,
+    payload: Schema | None,
     execute: Callable[[IdempotencyClaim | None], int],
     render: Callable[[int], str],
-    location: Callable[[int], str],
+    location: Callable[[int], str] | None,
+    status: int = 201,
 ) -> HttpResponse:
-    """Run a create command once per (subject, endpoint, key); repeats get the first response."""
+    """Run a command once per (subject, endpoint, key); repeats get the first response.
+    `payload` is what must match for a repeat (None: the endpoint's path says it all)."""
+
+    def respond(resource_id: int, body: str, *, replayed: bool) -> HttpResponse:
+        where = location(resource_id) if location is not None else None
+        return _created(body, where, replayed=replayed, status=status)
+
     raw_key = request.headers.get(HEADER)
     if raw_key is None:
         resource_id = execute(None)
-        return _created(render(resource_id), location(resource_id), replayed=False)
+        return respond(resource_id, render(resource_id), replayed=False)
     key = _valid_key(raw_key)
     fingerprint = hashlib.sha256(
-        json.dumps(payload.model_dump(mode="json"), sort_keys=True).encode()
+        json.dumps(payload.model_dump(mode="json") if payload else {}, sort_keys=True).encode()
     ).hexdigest()
     subject = str(getattr(request.auth, "subject", ""))
     outcome = claim_key(subject=subject, endpoint=endpoint, key=key, fingerprint=fingerprint)
     if isinstance(outcome, Replay):
         body = outcome.body if outcome.body is not None else render(outcome.resource_id)
-        return _created(body, location(outcome.resource_id), replayed=True)
+        return respond(outcome.resource_id, body, replayed=True)
     try:
         resource_id = execute(outcome)
     except BaseException:
@@ -65,4 +73,4 @@ def create(
         raise
     body = render(resource_id)
     store_response(outcome, body)
-    return _created(body, location(resource_id), replayed=False)
+    return respond(resource_id, body, replayed=False)

@@ -85,7 +85,9 @@ _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "key), `"
         + PROBLEM_BASE
         + "idempotency-in-progress` (the first request with this key is still running; retry "
-        "after `Retry-After` seconds).",
+        "after `Retry-After` seconds), `"
+        + PROBLEM_BASE
+        + "sms-not-failed` (an SMS re-send for an order whose notification has not failed).",
         {
             "Retry-After": {
                 "required": False,
@@ -312,10 +314,11 @@ def complete_openapi(document: dict[str, Any], *, prefix: str = "/api/v1") -> di
         for name in _error_names(method, operation):
             responses.setdefault(_RESPONSES[name][0], problem_ref(name))
         _add_conditional(operation)
-        if _is_create(method, operation):
+        if method == "post" and ("201" in responses or "202" in responses):
             parameters = operation.setdefault("parameters", [])
             if not any(p.get("name", "").lower() == "idempotency-key" for p in parameters):
                 parameters.append(deepcopy(IDEMPOTENCY_KEY_PARAMETER))
+        if _is_create(method, operation):
             created = responses["201"]
             for header, spec in _CREATED_HEADERS.items():
                 created.setdefault("headers", {}).setdefault(header, deepcopy(spec))

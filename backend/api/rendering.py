@@ -48,6 +48,7 @@ def order(view: OrderRead) -> dict[str, Any]:
         "amount": str(view.amount),
         "time": timestamp(view.time),
         "sms_status": view.sms_status,
+        "sms_error": view.sms_error,
     }
 
 

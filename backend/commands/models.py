@@ -68,6 +68,9 @@ class SmsNotification(models.Model):
     gateway_message_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
     cost = models.CharField(max_length=32, blank=True, default="")
     last_error = models.TextField(blank=True, default="")
+    # What API consumers see as `sms_error`: a short reason such as `InvalidPhoneNumber` while the
+    # last attempt or the delivery report failed; empty otherwise.
+    error_reason = models.CharField(max_length=64, blank=True, default="")
     # Delivery bookkeeping (see docs/sms.md): the claim lease fences concurrent senders, and
     # `next_attempt_at` is the not-before time of the next try (null: due since `created_at`).
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -112,6 +115,7 @@ class EarlyDeliveryReport(models.Model):
     gateway_message_id = models.CharField(max_length=100, unique=True)
     status = models.CharField(max_length=16, choices=SmsStatus.choices)
     reason = models.CharField(max_length=300, blank=True, default="")
+    error_reason = models.CharField(max_length=64, blank=True, default="")
     received_at = models.DateTimeField()
 
     class Meta:

@@ -12,7 +12,7 @@ from backend.commands import outbox
 from backend.commands.clock import now_ms
 from backend.commands.idempotency import IdempotencyClaim, complete_claim
 from backend.commands.models import Customer, Order
-from backend.errors import InvalidField
+from backend.errors import InvalidField, NotFound
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,6 +20,11 @@ class PlaceOrder:
     customer_id: int
     item: str
     amount: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResendOrderSms:
+    order_id: int
 
 
 @transaction.atomic(durable=True)
@@ -55,3 +60,16 @@ def place_order(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None = None)
     if idempotency is not None:
         complete_claim(idempotency, resource_id=order.pk)
     return order.pk
+
+
+@transaction.atomic(durable=True)
+def resend_order_sms(cmd: ResendOrderSms, *, idempotency: IdempotencyClaim | None = None) -> int:
+    """Queue one new SMS for an order whose notification failed; returns the order id.
+
+    The dispatcher publishes it once this commits (the trigger wakes it, as for a new order)."""
+    if not Order.objects.filter(pk=cmd.order_id).exists():
+        raise NotFound(f"Order {cmd.order_id} does not exist.")
+    outbox.resend(cmd.order_id)
+    if idempotency is not None:
+        complete_claim(idempotency, resource_id=cmd.order_id, status=202)
+    return cmd.order_id

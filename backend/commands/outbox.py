@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from django.utils import timezone
 
 from backend import projections
 from backend.commands.models import EarlyDeliveryReport, SmsNotification, SmsStatus
+from backend.errors import SmsNotFailed
 from backend.integrations.africastalking import ReportOutcome, classify_report_status
 from backend.notifications.sms_text import compose_message
 from backend.observability.context import current_request_id
@@ -190,12 +192,13 @@ class FailureOutcome:
 
 
 def _set_status(row: SmsNotification, status: SmsStatus, now: datetime, **fields: object) -> None:
+    """The one place a row's status changes: the row and the order's read model together."""
     row.status = status
     row.updated_at = now
     for name, value in fields.items():
         setattr(row, name, value)
     row.save(update_fields=["status", "updated_at", *fields])
-    projections.set_sms_status(row.order_id, status.value)
+    projections.set_sms_status(row.order_id, status.value, row.error_reason)
 
 
 def _released() -> dict[str, object]:
@@ -228,7 +231,14 @@ def claim_notification(notification_id: int) -> Claim | None:
             return None
         if row.attempts and _budget_spent(row, now):
             reason = f"gave up after {row.attempts} attempts; the last one did not report back"
-            _set_status(row, SmsStatus.FAILED, now, last_error=reason, **_released())
+            _set_status(
+                row,
+                SmsStatus.FAILED,
+                now,
+                last_error=reason,
+                error_reason=row.error_reason or "NoResponse",
+                **_released(),
+            )
             logger.error("SMS notification %s failed: %s", row.pk, reason)
             return None
         row.attempts += 1
@@ -290,6 +300,7 @@ def record_sent(claim: Claim, *, message_id: str | None, cost: str) -> bool:
             cost=cost[:32],
             sent_at=now,
             last_error="",
+            error_reason="",
             **_released(),
         )
         early = (
@@ -298,7 +309,7 @@ def record_sent(claim: Claim, *, message_id: str | None, cost: str) -> bool:
             else None
         )
         if early is not None:
-            _apply_final_report(row, SmsStatus(early.status), early.reason, now)
+            _apply_final_report(row, SmsStatus(early.status), early.reason, early.error_reason, now)
             early.delete()
     return True
 
@@ -310,20 +321,30 @@ def retry_delay(attempt: int) -> float:
     return min(cap, delay * random.uniform(0.8, 1.2))  # noqa: S311 - not crypto
 
 
-def record_failure(claim: Claim, *, error: str, permanent: bool) -> FailureOutcome:
+def record_failure(claim: Claim, *, error: str, reason: str, permanent: bool) -> FailureOutcome:
     """A failed attempt: schedule the next one (the dispatcher publishes it when due), or mark
-    the row failed (exactly once). Only the holder of the current claim may record it."""
+    the row failed (exactly once). Only the holder of the current claim may record it.
+    `error` is the detail (kept in `last_error`), `reason` the short word shown as `sms_error`."""
     now = timezone.now()
     with transaction.atomic():
         row = SmsNotification.objects.select_for_update().get(pk=claim.notification_id)
         if row.status != SmsStatus.PENDING or row.claim_token != claim.token:
             return FailureOutcome(kind="stale")
+        short_reason = reason[:64]
         delay = retry_delay(row.attempts)
         if permanent or _budget_spent(row, now, next_delay=delay):
             reason = error if permanent else f"{error} (gave up after {row.attempts} attempts)"
-            _set_status(row, SmsStatus.FAILED, now, last_error=reason[:2000], **_released())
+            _set_status(
+                row,
+                SmsStatus.FAILED,
+                now,
+                last_error=reason[:2000],
+                error_reason=short_reason,
+                **_released(),
+            )
             return FailureOutcome(kind="failed")
         row.last_error = error[:2000]
+        row.error_reason = short_reason
         row.next_attempt_at = now + timedelta(seconds=delay)
         row.claimed_until = None
         row.claim_token = None
@@ -333,6 +354,7 @@ def record_failure(claim: Claim, *, error: str, permanent: bool) -> FailureOutco
         row.save(
             update_fields=[
                 "last_error",
+                "error_reason",
                 "next_attempt_at",
                 "claimed_until",
                 "claim_token",
@@ -341,7 +363,32 @@ def record_failure(claim: Claim, *, error: str, permanent: bool) -> FailureOutco
                 "updated_at",
             ]
         )
+        projections.set_sms_status(row.order_id, row.status, row.error_reason)
     return FailureOutcome(kind="retry", retry_in=delay)
+
+
+def resend(order_id: int) -> None:
+    """Make a failed notification pending again, as new: a fresh budget of attempts, the same
+    text. Precondition: inside the resend command's transaction. Raises SmsNotFailed unless the
+    row is `failed`, so concurrent or repeated calls queue at most one new SMS."""
+    row = SmsNotification.objects.select_for_update().filter(order_id=order_id).first()
+    if row is None or row.status != SmsStatus.FAILED:
+        state = row.status if row is not None else "never queued (demo data)"
+        raise SmsNotFailed(f"The SMS of order {order_id} is {state}; only a failed one is re-sent.")
+    # The earlier gateway id goes: a late report for it must not touch the new attempt.
+    _set_status(
+        row,
+        SmsStatus.PENDING,
+        timezone.now(),
+        attempts=0,
+        first_attempt_at=None,
+        gateway_message_id=None,
+        error_reason="",
+        enqueued_at=None,
+        broker_message_id="",
+        request_id=current_request_id() or "",
+        **_released(),
+    )
 
 
 # --- Delivery reports ---------------------------------------------------------------------------
@@ -353,12 +400,21 @@ _REPORT_STATUS = {
 
 
 def _apply_final_report(
-    row: SmsNotification, status: SmsStatus, reason: str, now: datetime
+    row: SmsNotification, status: SmsStatus, reason: str, word: str, now: datetime
 ) -> None:
     extra: dict[str, object] = {}
     if status is SmsStatus.FAILED:
         extra["last_error"] = reason[:2000]
+        extra["error_reason"] = word[:64]
     _set_status(row, status, now, **extra)
+
+
+def _report_word(status: str, failure_reason: str) -> str:
+    """`sms_error` of a failed report: AT's `failureReason` (e.g. `UserInBlacklist`) when it is
+    one word, else the status (`Rejected`)."""
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", failure_reason):
+        return failure_reason
+    return status
 
 
 def apply_delivery_report(*, message_id: str, status: str, failure_reason: str = "") -> bool:
@@ -372,6 +428,7 @@ def apply_delivery_report(*, message_id: str, status: str, failure_reason: str =
         return False
     new_status = _REPORT_STATUS[outcome]
     reason = f"delivery report: {status}" + (f" ({failure_reason})" if failure_reason else "")
+    word = _report_word(status, failure_reason)
     now = timezone.now()
     with transaction.atomic():
         _lock_message_id(message_id)
@@ -383,12 +440,17 @@ def apply_delivery_report(*, message_id: str, status: str, failure_reason: str =
         if row is None:
             EarlyDeliveryReport.objects.get_or_create(
                 gateway_message_id=message_id,
-                defaults={"status": new_status, "reason": reason[:300], "received_at": now},
+                defaults={
+                    "status": new_status,
+                    "reason": reason[:300],
+                    "error_reason": word[:64],
+                    "received_at": now,
+                },
             )
             return False
         if row.status != SmsStatus.SENT:
             return False
-        _apply_final_report(row, new_status, reason, now)
+        _apply_final_report(row, new_status, reason, word, now)
     return True
 
 

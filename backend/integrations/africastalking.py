@@ -41,7 +41,13 @@ _MAX_ERROR_TEXT = 300
 
 
 class SmsError(Exception):
-    """A send that did not result in the gateway accepting the message."""
+    """A send that did not result in the gateway accepting the message. `reason` is a short,
+    stable word for API consumers (`sms_error`), e.g. `InvalidPhoneNumber`, `Timeout`; the
+    message is the detail for logs."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class TransientSmsError(SmsError):
@@ -250,7 +256,7 @@ def post_within(
     except requests.RequestException:
         if expired.is_set():
             raise DeadlineExceeded(
-                f"gateway gave no complete answer within {deadline:g}s"
+                f"gateway gave no complete answer within {deadline:g}s", reason="Timeout"
             ) from None
         raise
     finally:
@@ -299,6 +305,11 @@ class _SMSService(SMSService):
         return response.text
 
 
+def _word(text: str, fallback: str) -> str:
+    """A gateway status such as `InvalidPhoneNumber` when `text` is one, else `fallback`."""
+    return text if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", text or "") else fallback
+
+
 def _clip(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 3] + "..."
@@ -339,7 +350,9 @@ class AfricasTalkingGateway:
                 message, [to], sender_id=self._sender_id, timeout=self._timeout
             )
         except ValueError as exc:  # the SDK's phone validation, before any I/O
-            raise PermanentSmsError(f"invalid recipient number: {exc}") from None
+            raise PermanentSmsError(
+                f"invalid recipient number: {exc}", reason="InvalidPhoneNumber"
+            ) from None
         except DeadlineExceeded:
             raise
         except GatewayHTTPError as exc:
@@ -347,16 +360,20 @@ class AfricasTalkingGateway:
             permanent = outcome is Outcome.PERMANENT or self._refused_permanently(exc.body)
             error_class = PermanentSmsError if permanent else TransientSmsError
             raise error_class(
-                f"gateway answered HTTP {exc.status_code}: {_clip(exc.body)}"
+                f"gateway answered HTTP {exc.status_code}: {_clip(exc.body)}",
+                reason=f"HTTP {exc.status_code}",
             ) from None
         except requests.Timeout as exc:
-            raise TransientSmsError(f"gateway timed out ({type(exc).__name__})") from None
+            raise TransientSmsError(
+                f"gateway timed out ({type(exc).__name__})", reason="Timeout"
+            ) from None
         except requests.RequestException as exc:
             raise TransientSmsError(
-                f"gateway unreachable ({type(exc).__name__}: {_clip(exc)})"
+                f"gateway unreachable ({type(exc).__name__}: {_clip(exc)})",
+                reason="GatewayUnreachable",
             ) from None
         except AfricasTalkingException as exc:
-            raise TransientSmsError(f"gateway error: {_clip(exc)}") from None
+            raise TransientSmsError(f"gateway error: {_clip(exc)}", reason="GatewayError") from None
         return self._parse(raw, to)
 
     @staticmethod
@@ -377,26 +394,35 @@ class AfricasTalkingGateway:
             recipients = data.get("Recipients") or []
         except (ValueError, KeyError, TypeError, AttributeError):
             # A 2xx we cannot read: the gateway may or may not have taken it (see docs/sms.md).
-            raise TransientSmsError(f"unreadable gateway response: {_clip(raw)}") from None
+            raise TransientSmsError(
+                f"unreadable gateway response: {_clip(raw)}", reason="UnreadableResponse"
+            ) from None
         if not recipients:
             # AT answers e.g. {"Message": "InvalidSenderId", "Recipients": []} for a request it
             # refuses as a whole; resending the same request cannot succeed.
+            message = _clip(data.get("Message", ""))
             raise PermanentSmsError(
-                f"gateway accepted no recipient: {_clip(data.get('Message', ''))}"
+                f"gateway accepted no recipient: {message}", reason=_word(message, "Rejected")
             )
         entry = next((r for r in recipients if r.get("number") == to), recipients[0])
         try:
             code = int(entry["statusCode"])
         except (KeyError, TypeError, ValueError):
             raise TransientSmsError(
-                f"gateway response without statusCode: {_clip(entry)}"
+                f"gateway response without statusCode: {_clip(entry)}",
+                reason="UnreadableResponse",
             ) from None
         status = str(entry.get("status", ""))
         outcome = classify_status_code(code)
         if outcome is Outcome.PERMANENT:
-            raise PermanentSmsError(f"gateway refused the recipient: {code} {status}")
+            raise PermanentSmsError(
+                f"gateway refused the recipient: {code} {status}", reason=_word(status, str(code))
+            )
         if outcome is Outcome.TRANSIENT:
-            raise TransientSmsError(f"gateway could not take the message now: {code} {status}")
+            raise TransientSmsError(
+                f"gateway could not take the message now: {code} {status}",
+                reason=_word(status, str(code)),
+            )
         message_id = entry.get("messageId")
         return SmsAccepted(
             message_id=str(message_id) if message_id not in (None, "", "None") else None,
@@ -409,7 +435,7 @@ class ConsoleGateway:
 
     def send(self, *, to: str, message: str) -> SmsAccepted:
         if not _E164.match(to):
-            raise PermanentSmsError(f"invalid recipient number: {to}")
+            raise PermanentSmsError(f"invalid recipient number: {to}", reason="InvalidPhoneNumber")
         message_id = f"console-{uuid.uuid4().hex}"
         logger.info("SMS to %s (console backend, not sent; id %s): %s", to, message_id, message)
         return SmsAccepted(message_id=message_id, cost="")

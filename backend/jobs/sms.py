@@ -23,6 +23,7 @@ import backend.jobs.broker  # noqa: F401 - sets the global broker before the act
 from backend.commands import outbox
 from backend.integrations.africastalking import (
     PermanentSmsError,
+    SmsError,
     SmsGateway,
     TransientSmsError,
     get_gateway,
@@ -69,8 +70,9 @@ def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Resul
             # A bug or an unforeseen library error: retried like a transient one (bounded).
             logger.exception("Unexpected error sending SMS notification %s", notification_id)
         error = str(exc) or type(exc).__name__
+        reason = exc.reason if isinstance(exc, SmsError) else "InternalError"
         outcome = _with_db_retries(
-            lambda: outbox.record_failure(claim, error=error, permanent=permanent)
+            lambda: outbox.record_failure(claim, error=error, reason=reason, permanent=permanent)
         )
         if outcome.kind == "stale":
             return "stale"

@@ -75,6 +75,7 @@ def apply_order_placed(
         amount=amount,
         time=time,
         sms_status=sms_status,
+        sms_error=None,
     )
     CustomerView.objects.filter(id=customer_id).update(
         order_count=F("order_count") + 1,
@@ -83,8 +84,8 @@ def apply_order_placed(
     )
 
 
-def set_sms_status(order_id: int, status: str) -> None:
-    OrderView.objects.filter(id=order_id).update(sms_status=status)
+def set_sms_status(order_id: int, status: str, error: str | None) -> None:
+    OrderView.objects.filter(id=order_id).update(sms_status=status, sms_error=error or None)
 
 
 _CUSTOMERS_SQL = """
@@ -98,9 +99,9 @@ _CUSTOMERS_SQL = """
 """
 _ORDERS_SQL = f"""
     INSERT INTO order_view (id, customer_id, customer_code, customer_name, item, amount,
-                            time, sms_status)
+                            time, sms_status, sms_error)
     SELECT o.id, o.customer_id, c.code, c.name, o.item, o.amount, o.time,
-           COALESCE(s.status, '{UNNOTIFIED_SMS_STATUS}')
+           COALESCE(s.status, '{UNNOTIFIED_SMS_STATUS}'), NULLIF(s.error_reason, '')
     FROM orders o
     JOIN customers c ON c.id = o.customer_id
     LEFT JOIN sms_notifications s ON s.order_id = o.id

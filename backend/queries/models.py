@@ -36,10 +36,18 @@ class OrderView(models.Model):
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     time = models.DateTimeField()
     sms_status = models.CharField(max_length=16)
+    sms_error = models.CharField(max_length=64, null=True)  # noqa: DJ001 - null is the API's null
 
     class Meta:
         db_table = "order_view"
         indexes = [
+            # `?sms_status=failed` pages newest first at any depth, like the unfiltered list.
+            models.Index(
+                "sms_status",
+                models.F("time").desc(),
+                models.F("id").desc(),
+                name="order_view_status_time_idx",
+            ),
             models.Index(
                 models.F("time").desc(), models.F("id").desc(), name="order_view_time_idx"
             ),

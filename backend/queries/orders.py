@@ -24,6 +24,7 @@ class OrderRead:
     amount: Decimal
     time: datetime
     sms_status: str
+    sms_error: str | None
 
 
 # The SQL of the hot reads is written once, at import: compiling the same ORM query on every
@@ -52,16 +53,22 @@ def list_orders(
     customer_id: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    sms_status: str | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> Page[OrderRead]:
     """Orders by (time, id) descending; `since` inclusive, `until` exclusive."""
     filters = {"customer_id": customer_id, "since": since, "until": until}
+    if sms_status is not None:  # only then: cursors issued before the filter existed stay valid
+        filters["sms_status"] = sms_status
     where: list[str] = []
     params: list[object] = []
     if customer_id is not None:
         where.append('"customer_id" = %s')
         params.append(customer_id)
+    if sms_status is not None:
+        where.append('"sms_status" = %s')
+        params.append(sms_status)
     if since is not None:
         where.append('"time" >= %s')
         params.append(since)

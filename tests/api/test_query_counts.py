@@ -89,3 +89,18 @@ def test_place_order_queries(api, customer_id, django_assert_num_queries):
     with django_assert_num_queries(8):
         response = api.post("orders/", {"customer_id": customer_id, "item": "Widget", "amount": 5})
     assert response.status_code == 201, response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resend_sms_queries(api, customer_id, django_assert_num_queries):
+    """BEGIN, check the order exists, lock its outbox row, reset it, set the order_view status,
+    COMMIT, then read the order back for the response."""
+    from backend.commands.models import SmsNotification
+
+    order_id = api.post("orders/", {"customer_id": customer_id, "item": "Widget", "amount": 5})
+    order_id = order_id.json()["id"]
+    SmsNotification.objects.filter(order_id=order_id).update(status="failed")
+    _warm(api)
+    with django_assert_num_queries(7):
+        response = api.call("POST", f"orders/{order_id}/sms/", raw="")
+    assert response.status_code == 202, response.content

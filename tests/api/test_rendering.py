@@ -41,6 +41,7 @@ def orders() -> list[OrderRead]:
             amount=amount,
             time=time,
             sms_status=status,
+            sms_error="UserInBlacklist" if status == "failed" else None,
         )
         for n, (amount, time, status) in enumerate(
             zip(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from backend.commands.models import Customer, Order
+from backend.commands.models import Customer, Order, SmsNotification
 from tests.factories import make_customer, make_order
 
 pytestmark = pytest.mark.django_db
@@ -37,13 +37,16 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, int]] = [
     ),
     ("GET", "orders/", None, "orders:read", 200),
     ("GET", "orders/{order}/", None, "orders:read", 200),
+    ("POST", "orders/{order}/sms/", None, "orders:write", 202),
 ]
 
 
 @pytest.fixture
 def world() -> dict[str, int]:
     customer = make_customer(name="Jane Doe")
-    return {"customer": customer, "spare": make_customer(), "order": make_order(customer)}
+    order = make_order(customer)
+    SmsNotification.objects.filter(order_id=order).update(status="failed")  # so it can be re-sent
+    return {"customer": customer, "spare": make_customer(), "order": order}
 
 
 def snapshot() -> tuple:
@@ -58,6 +61,8 @@ def call(client: Client, method: str, path: str, body: Any, world: dict[str, int
     if body is not None:
         text = json.dumps(body).replace('"{customer}"', str(world["customer"]))
         kwargs.update(data=text, content_type="application/json")
+    elif method == "POST":  # a POST without a body, as `curl -X POST` sends it
+        kwargs.update(data="", content_type="application/json")
     return getattr(client, method.lower())(url, **kwargs)
 
 

@@ -6,7 +6,7 @@ from ninja import Router
 from backend.api import conditional, idempotency, rendering
 from backend.api.auth import require
 from backend.api.schemas.common import AwareDatetime, Cursor, Limit, ResourceId
-from backend.api.schemas.orders import OrderIn, OrderOut, OrderPage
+from backend.api.schemas.orders import OrderIn, OrderOut, OrderPage, SmsStatus
 from backend.api.throttling import write_limit
 from backend.commands import orders as commands
 from backend.queries import orders as queries
@@ -48,12 +48,19 @@ def list_orders(
     customer_id: ResourceId | None = None,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
+    sms_status: SmsStatus | None = None,
     cursor: Cursor | None = None,
     limit: Limit = 50,
 ) -> HttpResponse:
-    """Orders newest first. `since` is inclusive and `until` exclusive (RFC 3339)."""
+    """Orders newest first. `since` is inclusive and `until` exclusive (RFC 3339);
+    `sms_status=failed` lists the orders whose SMS needs attention (see `sms_error`)."""
     page = queries.list_orders(
-        customer_id=customer_id, since=since, until=until, cursor=cursor, limit=limit
+        customer_id=customer_id,
+        since=since,
+        until=until,
+        sms_status=sms_status,
+        cursor=cursor,
+        limit=limit,
     )
     return rendering.json_response(rendering.page(page, rendering.order))
 
@@ -64,3 +71,27 @@ def get_order(request: HttpRequest, order_id: int) -> HttpResponse:
     without a body: cheap polling."""
     view = queries.get_order(order_id)
     return conditional.representation(request, rendering.order(view), etag(view))
+
+
+@router.post(
+    "/{id:order_id}/sms/",
+    response={202: OrderOut},
+    auth=WRITE,
+    throttle=write_limit,
+    url_name="resend_order_sms",
+)
+def resend_order_sms(request: HttpRequest, order_id: int) -> HttpResponse:
+    """Send a failed SMS notification again: one new attempt cycle is queued (202, the order
+    with `sms_status: "pending"`). A notification that has not failed is a 409, so one call
+    never queues more than one SMS. Honours `Idempotency-Key`."""
+    return idempotency.create(
+        request,
+        endpoint=f"orders.{order_id}.sms",
+        payload=None,
+        execute=lambda claim: commands.resend_order_sms(
+            commands.ResendOrderSms(order_id=order_id), idempotency=claim
+        ),
+        render=_render,
+        location=None,
+        status=202,
+    )

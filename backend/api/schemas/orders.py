@@ -64,6 +64,9 @@ def _integral_number(value: object) -> object:
     return value
 
 
+SmsStatus = Literal["pending", "sent", "delivered", "failed"]
+
+
 class OrderIn(InputSchema):
     # Strict: "5" and true are refused, whatever JSON number equals an integer is accepted.
     customer_id: Annotated[StrictInt, BeforeValidator(_integral_number), Field(ge=1, le=MAX_ID)]
@@ -79,7 +82,11 @@ class OrderOut(Schema):
     item: str
     amount: Decimal = Field(description="Decimal string with two places.")
     time: datetime
-    sms_status: Literal["pending", "sent", "delivered", "failed"]
+    sms_status: SmsStatus
+    sms_error: str | None = Field(
+        description="Why the last attempt or the delivery report failed, as a short word "
+        "(`InvalidPhoneNumber`, `UserInBlacklist`, `HTTP 503`, `Timeout`, ...); null otherwise.",
+    )
 
 
 class OrderPage(Schema):
