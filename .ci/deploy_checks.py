@@ -21,7 +21,6 @@ live-prometheus ROOT OUTDIR     see live_prometheus.py.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -119,8 +118,6 @@ def split_rendered(rendered_path: str, out_dir: str, dashboard_path: str) -> Non
     print(f"{written} custom resources written to {out}")
 
 
-
-
 def _docs(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
@@ -215,7 +212,9 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
         }
         for name in ("GITHUB_ENV", "GITHUB_PATH", "GITHUB_OUTPUT", "SHIM_LOG"):
             Path(env[name]).write_text("")
-        env.update({k: _expression_value(str(v), site_values, runner) for k, v in job["env"].items()})
+        env.update(
+            {k: _expression_value(str(v), site_values, runner) for k, v in job["env"].items()}
+        )
         refused = False
         for step in job["steps"]:
             script = step.get("run")
@@ -232,10 +231,13 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
                 continue
             step_env = dict(env)
             step_env.update(
-                {k: _expression_value(str(v), site_values, runner) for k, v in step.get("env", {}).items()}
+                {
+                    k: _expression_value(str(v), site_values, runner)
+                    for k, v in step.get("env", {}).items()
+                }
             )
-            result = subprocess.run(
-                ["bash", "-e", "-c", script], cwd=root, env=step_env, capture_output=True, text=True
+            result = subprocess.run(  # noqa: S603 - the repository's own workflow
+                ["bash", "-e", "-c", script]  # noqa: S607 - the runner's bash from PATH, cwd=root, env=step_env, capture_output=True, text=True
             )
             if result.returncode != 0:
                 if case == "unset" and "`lookup` found no cluster" in result.stderr:
@@ -263,8 +265,12 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
         rendered = runner / "rendered.yaml"
         if case == "unset":
             if not refused:
-                raise SystemExit("HELM_VALUES unset: the offline render did not stop at the lookup refusal")
-            print("cd.yml, HELM_VALUES unset: values.yaml is {}; the render refuses to generate keys")
+                raise SystemExit(
+                    "HELM_VALUES unset: the offline render did not stop at the lookup refusal"
+                )
+            print(
+                "cd.yml, HELM_VALUES unset: values.yaml is {}; the render refuses to generate keys"
+            )
             continue
         if not rendered.exists() or not rendered.read_text().strip():
             raise SystemExit("cd.yml: the helm upgrade step rendered nothing")
@@ -275,25 +281,37 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
             spec = doc.get("spec", {}).get("template", {}).get("spec", {})
             for container in spec.get("containers", []):
                 if doc["kind"] in {"Deployment", "Job"} and container["image"] != image:
-                    raise SystemExit(f"{doc['kind']} {doc['metadata']['name']}: image {container['image']}, not {image}")
+                    raise SystemExit(
+                        f"{doc['kind']} {doc['metadata']['name']}: image {container['image']}, not {image}"
+                    )
             if doc["kind"] == "Secret" and not doc["metadata"]["name"].endswith("-migrate"):
-                raise SystemExit("HELM_VALUES set existingSecret, yet the chart rendered its own Secret")
+                raise SystemExit(
+                    "HELM_VALUES set existingSecret, yet the chart rendered its own Secret"
+                )
             if doc["kind"] == "Job":
                 deadline = doc["spec"]["activeDeadlineSeconds"]
             if doc["kind"] == "Deployment":
-                refs = [e["secretRef"]["name"] for e in spec["containers"][0]["envFrom"] if "secretRef" in e]
+                refs = [
+                    e["secretRef"]["name"]
+                    for e in spec["containers"][0]["envFrom"]
+                    if "secretRef" in e
+                ]
                 if refs != ["duka-env"]:
-                    raise SystemExit(f"Deployment {doc['metadata']['name']}: secretRef {refs}, not duka-env")
+                    raise SystemExit(
+                        f"Deployment {doc['metadata']['name']}: secretRef {refs}, not duka-env"
+                    )
         if deadline is None or deadline >= _seconds(timeout.group(1)):
             raise SystemExit(
                 f"migrate Job activeDeadlineSeconds {deadline} is not below helm --timeout {timeout.group(1)}"
             )
-        print(f"cd.yml, HELM_VALUES set: rendered {len(docs)} objects, image {image}, "
-              f"migrate deadline {deadline}s < --timeout {timeout.group(1)}")
+        print(
+            f"cd.yml, HELM_VALUES set: rendered {len(docs)} objects, image {image}, "
+            f"migrate deadline {deadline}s < --timeout {timeout.group(1)}"
+        )
 
 
 def _render(helm: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - helm binary chosen by validate-deploy
         [helm, "template", "duka", str(root / "helm/duka"), "--namespace", "duka", *args],
         capture_output=True,
         text=True,
@@ -312,14 +330,30 @@ def chart_invariants(root: Path, helm: str, out: Path) -> None:
 
     # Generated keys without lookup (Argo CD): refused, with the reason and the way out.
     expect_refusal("generated secret under helm template", "existingSecret")
-    expect_refusal("OIDC key under helm template", "OIDC_RSA_PRIVATE_KEY",
-                   "--set", "secrets.DJANGO_SECRET_KEY=x")
+    expect_refusal(
+        "OIDC key under helm template",
+        "OIDC_RSA_PRIVATE_KEY",
+        "--set",
+        "secrets.DJANGO_SECRET_KEY=x",
+    )
     # A misspelt config key or an impossible Secret name fails instead of being ignored.
-    expect_refusal("misspelt config key", "OIDC_ISSUR", "--set", "existingSecret=duka-env",
-                   "--set", "config.OIDC_ISSUR=https://idp.example.com")
+    expect_refusal(
+        "misspelt config key",
+        "OIDC_ISSUR",
+        "--set",
+        "existingSecret=duka-env",
+        "--set",
+        "config.OIDC_ISSUR=https://idp.example.com",
+    )
     expect_refusal("Secret name not DNS-1123", "existingSecret", "--set", "existingSecret=name}")
-    expect_refusal("PrometheusRule without runbook base", "runbookBaseUrl", "--set",
-                   "existingSecret=duka-env", "--set", "metrics.prometheusRule.enabled=true")
+    expect_refusal(
+        "PrometheusRule without runbook base",
+        "runbookBaseUrl",
+        "--set",
+        "existingSecret=duka-env",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+    )
 
     base = ["--set", "existingSecret=duka-env"]
     ok = _render(helm, root, *base)
@@ -343,20 +377,29 @@ def chart_invariants(root: Path, helm: str, out: Path) -> None:
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         get = container.get(probe, {}).get("httpGet", {})
         if (get.get("path"), get.get("port")) != ("/healthz", "metrics"):
-            failures.append(f"worker {probe} is not httpGet /healthz on the metrics port: {container.get(probe)}")
+            failures.append(
+                f"worker {probe} is not httpGet /healthz on the metrics port: {container.get(probe)}"
+            )
     web = by[("Deployment", "duka-web")]["spec"]["template"]["spec"]
     if not web.get("topologySpreadConstraints"):
         failures.append("web pods have no default topology spread (the PDB is hollow on one node)")
     job_spec = job["spec"]["template"]["spec"]
-    if job_spec.get("serviceAccountName") != "duka-migrate" or ("ServiceAccount", "duka-migrate") not in by:
+    if (
+        job_spec.get("serviceAccountName") != "duka-migrate"
+        or ("ServiceAccount", "duka-migrate") not in by
+    ):
         failures.append("migrate Job does not run under the chart's hook ServiceAccount")
 
     # Everything a platform team sets reaches the migrate Job as well as the app pods.
     extra = [
-        "--set", "existingSecret=duka-env",
-        "--set", "existingSecretKeys.DATABASE_URL=uri",
-        "--set-string", "web.podAnnotations.sidecar\\.istio\\.io/inject=true",
-        "--set", "web.extraEnv[0].name=PGSSLMODE,web.extraEnv[0].value=verify-full",
+        "--set",
+        "existingSecret=duka-env",
+        "--set",
+        "existingSecretKeys.DATABASE_URL=uri",
+        "--set-string",
+        "web.podAnnotations.sidecar\\.istio\\.io/inject=true",
+        "--set",
+        "web.extraEnv[0].name=PGSSLMODE,web.extraEnv[0].value=verify-full",
     ]
     rendered = _render(helm, root, *extra)
     if rendered.returncode:
@@ -365,7 +408,10 @@ def chart_invariants(root: Path, helm: str, out: Path) -> None:
         if doc and doc["kind"] == "Job":
             tpl = doc["spec"]["template"]
             env = {e["name"]: e for e in tpl["spec"]["containers"][0]["env"]}
-            if env.get("DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef") != {"name": "duka-env", "key": "uri"}:
+            if env.get("DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef") != {
+                "name": "duka-env",
+                "key": "uri",
+            }:
                 failures.append("migrate Job does not map DATABASE_URL from existingSecret key uri")
             if "PGSSLMODE" not in env:
                 failures.append("migrate Job misses web.extraEnv")
@@ -373,8 +419,15 @@ def chart_invariants(root: Path, helm: str, out: Path) -> None:
                 failures.append("migrate Job misses web.podAnnotations")
 
     # Alerts: every rule has an absolute runbook_url under the configured base.
-    with_rules = _render(helm, root, *base, "--set", "metrics.prometheusRule.enabled=true",
-                         "--set", "metrics.prometheusRule.runbookBaseUrl=https://wiki.example.com/duka")
+    with_rules = _render(
+        helm,
+        root,
+        *base,
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.prometheusRule.runbookBaseUrl=https://wiki.example.com/duka",
+    )
     if with_rules.returncode:
         raise SystemExit(with_rules.stderr)
     for doc in yaml.safe_load_all(with_rules.stdout):
@@ -383,17 +436,24 @@ def chart_invariants(root: Path, helm: str, out: Path) -> None:
                 for rule in group["rules"]:
                     url = rule.get("annotations", {}).get("runbook_url", "")
                     if not url.startswith("https://wiki.example.com/duka#"):
-                        failures.append(f"{rule['alert']}: runbook_url {url!r} not absolute under the base")
+                        failures.append(
+                            f"{rule['alert']}: runbook_url {url!r} not absolute under the base"
+                        )
 
     # Two releases in one Grafana: different dashboard uids.
     uids = set()
     for release, namespace in (("duka", "staging"), ("duka", "production")):
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - helm binary chosen by validate-deploy
             [helm, "template", release, str(root / "helm/duka"), "--namespace", namespace, *base],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         for doc in yaml.safe_load_all(result.stdout):
-            if doc and doc["kind"] == "ConfigMap" and doc["metadata"]["name"].endswith("-dashboard"):
+            if (
+                doc
+                and doc["kind"] == "ConfigMap"
+                and doc["metadata"]["name"].endswith("-dashboard")
+            ):
                 uids.add(json.loads(doc["data"]["duka.json"])["uid"])
     if len(uids) != 2:
         failures.append(f"staging and production dashboards share a uid: {uids}")
