@@ -237,7 +237,11 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
                 }
             )
             result = subprocess.run(  # noqa: S603 - the repository's own workflow
-                ["bash", "-e", "-c", script]  # noqa: S607 - the runner's bash from PATH, cwd=root, env=step_env, capture_output=True, text=True
+                ["bash", "-e", "-c", script],  # noqa: S607 - the runner's bash from PATH
+                cwd=root,
+                env=step_env,
+                capture_output=True,
+                text=True,
             )
             if result.returncode != 0:
                 if case == "unset" and "`lookup` found no cluster" in result.stderr:
