@@ -568,16 +568,18 @@ def main(root: Path, out: Path) -> None:
                 skipped.append(f"{name}: {absent[0]} absent ({absent[1]})")
                 continue
             for expr in signals(rule["expr"]):
-                checked += 1
-                if not query(expr):
+                if query(expr):
+                    checked += 1
+                else:
                     failures.append(f"alert {name}: no data for {expr.strip()}")
         dash = out / "dashboard-queries.yml"
         dashboard_rules(str(root / "helm/duka/files/dashboard.json"), str(dash))
         for rule in yaml.safe_load(dash.read_text())["groups"][0]["rules"]:
             expr = rule["expr"]
             optional = OPTIONAL_METRICS & set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr))
-            checked += 1
-            if not query(expr):
+            if query(expr):
+                checked += 1
+            else:
                 if optional and not optional & present:
                     skipped.append(f"{rule['record']}: {', '.join(optional)} absent")
                 else:
