@@ -101,9 +101,15 @@ def split_rendered(rendered_path: str, out_dir: str, dashboard_path: str) -> Non
     for doc in docs:
         kind = doc.get("kind", "")
         name = doc.get("metadata", {}).get("name", "unnamed")
-        if kind in {"ServiceMonitor", "PrometheusRule"}:
+        if kind in {"ServiceMonitor", "PrometheusRule", "ScaledObject"}:
             (out / f"{kind.lower()}-{name}.json").write_text(json.dumps(doc, indent=2))
             written += 1
+        if kind == "ScaledObject":
+            # Its Prometheus query must parse: promtool checks it as a recording rule.
+            queries = [t["metadata"]["query"] for t in doc["spec"]["triggers"]]
+            rules = [{"record": f"keda:{i}", "expr": q} for i, q in enumerate(queries)]
+            doc_rules = {"groups": [{"name": "keda", "rules": rules}]}
+            (out / f"rules-keda-{name}.yml").write_text(yaml.safe_dump(doc_rules, sort_keys=False))
         if kind == "PrometheusRule":
             (out / f"rules-{name}.yml").write_text(yaml.safe_dump(doc["spec"], sort_keys=False))
         if kind == "ConfigMap" and "grafana_dashboard" in doc["metadata"].get("labels", {}):
