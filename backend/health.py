@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from backend.api.problems import problem_response
 
@@ -43,21 +44,29 @@ def _broker() -> None:
         client.close()
 
 
-CHECKS = {"database": _database, "broker": _broker}
+# Readiness depends on these only (contract §5): without the database nothing can be served.
+REQUIRED = {"database": _database}
+# Reported, never failing readiness: orders are accepted (kept in the outbox) while it is down,
+# so a broker outage must not take every web pod out of the Service.
+REPORTED = {"broker": _broker}
+
+
+def _state(name: str, check: object) -> str:
+    try:
+        check()  # type: ignore[operator]
+    except Exception as exc:  # any failure means "down", never a 500
+        logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
+        return "down"
+    return "ok"
 
 
 @require_GET
 def readyz(request: HttpRequest) -> HttpResponse:
-    """Ready when the database and the broker answer within a short timeout; else 503 naming them."""
-    results: dict[str, str] = {}
-    for name, check in CHECKS.items():
-        try:
-            check()
-            results[name] = "ok"
-        except Exception as exc:  # any failure means "not ready", never a 500
-            logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
-            results[name] = "down"
-    down = [name for name, state in results.items() if state != "ok"]
+    """200 while the database answers within a short timeout (the broker's state is in the body);
+    503 naming the database otherwise."""
+    required = {name: _state(name, check) for name, check in REQUIRED.items()}
+    reported = {name: _state(name, check) for name, check in REPORTED.items()}
+    down = [name for name, state in required.items() if state != "ok"]
     if down:
         response = problem_response(
             503,
@@ -67,4 +76,20 @@ def readyz(request: HttpRequest) -> HttpResponse:
         )
         response["Retry-After"] = "5"
         return response
-    return JsonResponse({"status": "ready", "checks": results})
+    status = "ready" if all(state == "ok" for state in reported.values()) else "degraded"
+    return JsonResponse({"status": status, "checks": {**required, **reported}})
+
+
+class BrokerUpCollector:
+    """`duka_broker_up` on the web's /metrics: 1 when the broker answers a PING at scrape time,
+    0 otherwise (the in-process broker of the quick-start is always up)."""
+
+    def collect(self) -> list[Metric]:
+        up = _state("broker", _broker) == "ok"
+        return [
+            GaugeMetricFamily(
+                "duka_broker_up",
+                "1 when the web reaches the Dramatiq broker (Redis), 0 when it does not.",
+                value=1 if up else 0,
+            )
+        ]

@@ -84,7 +84,11 @@ def exposition() -> bytes:
     registry, plus the values read from the database."""
     path = multiprocess_dir()
     process_metrics = MultiProcessCollector(None, path=path) if path else REGISTRY
-    return generate_latest(_Collectors([process_metrics, OutboxPendingCollector()]))  # type: ignore[arg-type]
+    # Imported here: backend.health imports the API's problem helpers, which import this module.
+    from backend.health import BrokerUpCollector
+
+    collectors = [process_metrics, OutboxPendingCollector(), BrokerUpCollector()]
+    return generate_latest(_Collectors(collectors))  # type: ignore[arg-type]
 
 
 @require_GET

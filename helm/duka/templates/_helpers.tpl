@@ -33,6 +33,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ include "duka.version" . | trunc 63 | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: duka
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* Selector labels of one component; call with (dict "root" $ "component" "web"). */}}
@@ -78,7 +81,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Non-secret settings, without empty values (the app then applies its own default). */}}
 {{- define "duka.configData" -}}
-{{- range $key, $value := .Values.config }}
+{{- range $key, $value := merge (dict) .Values.config .Values.extraConfig }}
 {{- if and (ne $key "DUKA_PUBLIC_URL") (ne (toString $value) "") }}
 {{ $key }}: {{ toString $value | quote }}
 {{- end }}
@@ -93,20 +96,37 @@ Secret settings. DJANGO_SECRET_KEY and, with the built-in issuer, OIDC_RSA_PRIVA
 generated once and then read back from the live Secret, so upgrades keep sessions and tokens valid.
 */}}
 {{- define "duka.secretData" -}}
-{{- $live := (lookup "v1" "Secret" .Release.Namespace (include "duka.fullname" .)).data | default dict }}
 {{- $data := dict }}
 {{- range $key, $value := .Values.secrets }}
 {{- if $value }}
 {{- $_ := set $data $key (toString $value) }}
-{{- else if hasKey $live $key }}
-{{- $_ := set $data $key (index $live $key | b64dec) }}
 {{- end }}
 {{- end }}
-{{- if not (hasKey $data "DJANGO_SECRET_KEY") }}
-{{- $_ := set $data "DJANGO_SECRET_KEY" (randAlphaNum 64) }}
+{{- $missing := list }}
+{{- if not (hasKey $data "DJANGO_SECRET_KEY") }}{{ $missing = append $missing "DJANGO_SECRET_KEY" }}{{ end }}
+{{- if and (not .Values.config.OIDC_ISSUER) (not (hasKey $data "OIDC_RSA_PRIVATE_KEY")) }}{{ $missing = append $missing "OIDC_RSA_PRIVATE_KEY" }}{{ end }}
+{{- if $missing }}
+{{- $live := (lookup "v1" "Secret" .Release.Namespace (include "duka.fullname" .)).data | default dict }}
+{{- range $key, $value := $live }}
+{{- if not (hasKey $data $key) }}
+{{- $_ := set $data $key (b64dec $value) }}
 {{- end }}
-{{- if and (not .Values.config.OIDC_ISSUER) (not (hasKey $data "OIDC_RSA_PRIVATE_KEY")) }}
-{{- $_ := set $data "OIDC_RSA_PRIVATE_KEY" (genPrivateKey "rsa") }}
+{{- end }}
+{{- /*
+A key is generated only when `lookup` demonstrably reaches the cluster: every namespace has a
+"default" ServiceAccount. Under `helm template` (Argo CD), `--dry-run` or into a namespace that
+does not exist yet, lookup returns nothing, and a key generated there would change on every
+render and invalidate every session and token.
+*/}}
+{{- $clusterReachable := lookup "v1" "ServiceAccount" .Release.Namespace "default" }}
+{{- range $key := $missing }}
+{{- if not (hasKey $data $key) }}
+{{- if not $clusterReachable }}
+{{- fail (printf "secrets.%s is empty and cannot be generated: `lookup` found no cluster (helm template, Argo CD, --dry-run, or namespace %q not created yet), so a generated key would change on every render and invalidate every token. Set existingSecret (a Secret you manage) or secrets.%s explicitly." $key $.Release.Namespace $key) }}
+{{- end }}
+{{- $_ := set $data $key (ternary (randAlphaNum 64) (genPrivateKey "rsa") (eq $key "DJANGO_SECRET_KEY")) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- range $key, $value := $data }}
 {{ $key }}: {{ $value | b64enc | quote }}
@@ -134,6 +154,25 @@ generated once and then read back from the live Secret, so upgrades keep session
   value: {{ include "duka.version" . | quote }}
 - name: METRICS_PORT
   value: {{ .Values.worker.metricsPort | quote }}
+{{- include "duka.secretKeyEnv" . }}
+{{- end }}
+
+{{/* existingSecretKeys: variables read from a differently named key, or from another Secret. */}}
+{{- define "duka.secretKeyEnv" -}}
+{{- if .Values.existingSecret }}
+{{- range $var, $ref := .Values.existingSecretKeys }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef:
+      {{- if kindIs "string" $ref }}
+      name: {{ $.Values.existingSecret }}
+      key: {{ $ref }}
+      {{- else }}
+      name: {{ $ref.name }}
+      key: {{ $ref.key }}
+      {{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "duka.envFrom" -}}
@@ -151,6 +190,9 @@ generated once and then read back from the live Secret, so upgrades keep session
   emptyDir:
     medium: Memory
     sizeLimit: {{ .Values.volumes.prometheusSizeLimit }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{- define "duka.volumeMounts" -}}
@@ -158,6 +200,48 @@ generated once and then read back from the live Secret, so upgrades keep session
   mountPath: /tmp
 - name: prometheus
   mountPath: /var/lib/duka/prometheus
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Scheduling fields of a component's pods; call with (dict "root" $ "component" "web").
+Default spread: one replica per node and per zone where possible (ScheduleAnyway never blocks).
+*/}}
+{{- define "duka.scheduling" -}}
+{{- $cfg := index .root.Values .component }}
+{{- with $cfg.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $cfg.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $cfg.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $cfg.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if $cfg.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml $cfg.topologySpreadConstraints | nindent 2 }}
+{{- else if $cfg.defaultTopologySpread }}
+topologySpreadConstraints:
+  {{- range $key := list "kubernetes.io/hostname" "topology.kubernetes.io/zone" }}
+  - maxSkew: 1
+    topologyKey: {{ $key }}
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "duka.selectorLabels" $ | nindent 8 }}
+    matchLabelKeys:
+      - pod-template-hash
+  {{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Pod spec fields every pod of the chart shares. */}}

@@ -15,7 +15,15 @@ def test_readyz_with_everything_up(client, settings):
     settings.REDIS_URL = None
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+
+
+@pytest.mark.django_db
+def test_readyz_with_the_real_redis_up(client, settings, redis_url):
+    settings.REDIS_URL = redis_url
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["broker"] == "ok"
 
 
 def closed_port() -> int:
@@ -25,14 +33,15 @@ def closed_port() -> int:
 
 
 @pytest.mark.django_db
-def test_readyz_names_the_broker_when_it_is_down(client, settings):
+def test_readyz_stays_ready_when_the_broker_is_down(client, settings):
+    # Contract §5: orders are accepted while the broker is down, so the pod stays in the Service.
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
     response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response["Content-Type"] == "application/problem+json"
-    assert "broker" in response.json()["detail"]
-    assert "database" not in response.json()["detail"]
-    assert response["Retry-After"]
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "degraded",
+        "checks": {"database": "ok", "broker": "down"},
+    }
 
 
 @pytest.mark.django_db
@@ -42,11 +51,22 @@ def test_readyz_names_the_database_when_it_is_down(client, settings, monkeypatch
     def down() -> None:
         raise OSError("connection refused")
 
-    monkeypatch.setitem(health.CHECKS, "database", down)
-    settings.REDIS_URL = None
+    monkeypatch.setitem(health.REQUIRED, "database", down)
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
     response = client.get("/readyz")
     assert response.status_code == 503
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["Retry-After"]
     assert "database" in response.json()["detail"]
+    assert "broker" not in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_metrics_report_the_broker_state(client, settings, redis_url):
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    assert "duka_broker_up 0.0" in client.get("/metrics").content.decode()
+    settings.REDIS_URL = redis_url
+    assert "duka_broker_up 1.0" in client.get("/metrics").content.decode()
 
 
 def test_health_endpoints_refuse_other_methods(client):
