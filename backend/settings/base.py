@@ -221,6 +221,16 @@ for _alg in OIDC_ALGORITHMS:
 if not OIDC_ALGORITHMS:
     raise ImproperlyConfigured("OIDC_ALGORITHMS must name at least one algorithm")
 
+# Claims that carry scopes; dotted paths reach into objects (Keycloak's `realm_access.roles`).
+OIDC_SCOPE_CLAIMS: list[str] = env_list("OIDC_SCOPE_CLAIMS", ["scope", "scp", "permissions"])
+for _claim in OIDC_SCOPE_CLAIMS:
+    if any(not part for part in _claim.split(".")):
+        raise ImproperlyConfigured(
+            f"OIDC_SCOPE_CLAIMS contains {_claim!r}; name claims like scope or realm_access.roles"
+        )
+if not OIDC_SCOPE_CLAIMS:
+    raise ImproperlyConfigured("OIDC_SCOPE_CLAIMS must name at least one claim")
+
 # Built-in issuer (django-oauth-toolkit at /o/), used when OIDC_ISSUER is unset. Its issuer URL
 # is pinned to DUKA_PUBLIC_URL + "/o" (the URL clients reach this service at).
 DUKA_PUBLIC_URL = (
