@@ -242,6 +242,15 @@ if not DUKA_PUBLIC_URL.startswith(("https://", "http://")):
     )
 if OIDC_ISSUER is not None:
     check_issuer_url(OIDC_ISSUER, name="OIDC_ISSUER")
+# Failed client authentications at the built-in issuer's /o/token/ (per client id, per address)
+# within a fixed window, before that endpoint answers 429 with Retry-After.
+ISSUER_AUTH_FAILURES_PER_CLIENT: int = env_int("ISSUER_AUTH_FAILURES_PER_CLIENT", 10, minimum=1)
+ISSUER_AUTH_FAILURES_PER_ADDRESS: int = env_int(
+    "ISSUER_AUTH_FAILURES_PER_ADDRESS", 50, minimum=1, maximum=10**6
+)
+ISSUER_AUTH_FAILURE_WINDOW_S: int = env_int(
+    "ISSUER_AUTH_FAILURE_WINDOW_S", 300, minimum=1, maximum=86_400
+)
 OAUTH2_PROVIDER = oauth2_provider_settings(
     public_url=DUKA_PUBLIC_URL,
     private_key_pem=env_str("OIDC_RSA_PRIVATE_KEY"),

@@ -43,6 +43,7 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ({"OIDC_ALGORITHMS": ","}, "OIDC_ALGORITHMS"),
         ({"OIDC_SCOPE_CLAIMS": "scope,realm_access..roles"}, "OIDC_SCOPE_CLAIMS"),
         ({"OIDC_SCOPE_CLAIMS": ","}, "OIDC_SCOPE_CLAIMS"),
+        ({"ISSUER_AUTH_FAILURES_PER_CLIENT": "0"}, "ISSUER_AUTH_FAILURES_PER_CLIENT"),
         ({"AFRICAS_TALKING_USERNAME": "sandbox"}, "AFRICAS_TALKING_API_KEY"),
         ({"SMS_DEFAULT_REGION": "XX"}, "SMS_DEFAULT_REGION"),
         ({"METRICS_PORT": "abc"}, "METRICS_PORT"),

@@ -1,0 +1,37 @@
+"""The built-in issuer's token endpoint: DOT's, behind the failed-authentication limit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from oauth2_provider import views
+
+from backend.issuer import throttling
+
+
+def _too_many(wait: int) -> HttpResponse:
+    # RFC 6749 has no error code for this; the contract answers every 4xx in problem+json.
+    body = {
+        "type": "https://duka.dev/problems/too-many-failed-authentications",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": f"Too many failed client authentications; retry in {wait} s.",
+    }
+    response = HttpResponse(json.dumps(body), status=429, content_type="application/problem+json")
+    response["Retry-After"] = str(wait)
+    return response
+
+
+class TokenView(views.TokenView):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        client_id = throttling.claimed_client_id(request)
+        address = throttling.client_address(request)
+        wait = throttling.retry_after(client_id=client_id, address=address)
+        if wait is not None:
+            return _too_many(wait)
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 401:  # invalid_client: unknown id or wrong secret
+            throttling.record_failure(client_id=client_id, address=address)
+        return response
