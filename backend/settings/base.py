@@ -65,6 +65,8 @@ MIDDLEWARE = [
     # The API is bearer-token only (Ninja views are CSRF-exempt); this guards any cookie-based view.
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Knows the caller for read-replica routing; records the WAL position after its writes.
+    "backend.replicas.middleware.ReadYourWritesMiddleware",
     # django-prometheus' own, with `view` labels that tell Ninja operations on one path apart.
     "backend.observability.metrics.PrometheusAfterMiddleware",
 ]
@@ -119,7 +121,7 @@ _ENGINES = {
 }
 
 
-def _database(url: str) -> dict:
+def _database(url: str, variable: str = "DATABASE_URL") -> dict:
     try:
         # Persistent connections without Django's per-request health check: that check is a
         # `SELECT 1` round trip before the first query of every request (20-30 % of a cheap
@@ -127,10 +129,10 @@ def _database(url: str) -> dict:
         # the one request that finds it and is then closed and replaced.
         config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=False)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {exc}") from None
+        raise ImproperlyConfigured(f"{variable} is not a usable database URL: {exc}") from None
     engine = _ENGINES.get(config.get("ENGINE", ""))
     if engine is None:
-        raise ImproperlyConfigured("DATABASE_URL must start with postgres:// or sqlite:///")
+        raise ImproperlyConfigured(f"{variable} must start with postgres:// or sqlite:///")
     config["ENGINE"] = engine
     if engine.endswith("sqlite3"):
         # IMMEDIATE avoids lock-upgrade deadlocks between web threads and the in-process worker.
@@ -147,6 +149,21 @@ def _database(url: str) -> dict:
 
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 DATABASES = {"default": _database(DATABASE_URL)}
+
+# A streaming replica for the reads of backend/queries/ (backend/replicas/routing.py); writes and
+# everything inside a command's transaction use DATABASE_URL.
+DATABASE_READ_URL = env_str("DATABASE_READ_URL")
+DATABASE_READ_MAX_LAG_S: int = env_int("DATABASE_READ_MAX_LAG_S", 5, maximum=86_400)
+if DATABASE_READ_URL is not None:
+    DATABASES["read"] = _database(DATABASE_READ_URL, "DATABASE_READ_URL")
+    if DATABASES["read"]["ENGINE"] != DATABASES["default"]["ENGINE"] or not DATABASES["read"][
+        "ENGINE"
+    ].endswith("postgresql"):
+        raise ImproperlyConfigured(
+            "DATABASE_READ_URL must be a postgres:// URL (a hot standby of DATABASE_URL)"
+        )
+    DATABASES["read"]["OPTIONS"]["connect_timeout"] = 2  # a dead replica must not stall reads
+    DATABASES["read"]["TEST"] = {"MIRROR": "default"}  # tests never create a database there
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Time, static files -----------------------------------------------------------------------
