@@ -14,7 +14,7 @@ from django.urls import URLPattern, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views
 
-from backend.issuer.views import TokenView
+from backend.issuer.views import RevokeTokenView, TokenView
 
 app_name = "oauth2_provider"
 
@@ -33,7 +33,7 @@ urlpatterns: list[URLPattern] = []
 if not settings.OIDC_ISSUER:
     urlpatterns = [
         path("token/", TokenView.as_view(), name="token"),
-        path("revoke_token/", views.RevokeTokenView.as_view(), name="revoke-token"),
+        path("revoke_token/", RevokeTokenView.as_view(), name="revoke-token"),
         path("introspect/", views.IntrospectTokenView.as_view(), name="introspect"),
         re_path(
             r"^\.well-known/openid-configuration/?$",

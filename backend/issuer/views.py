@@ -1,4 +1,4 @@
-"""The built-in issuer's token endpoint: DOT's, behind the failed-authentication limit."""
+"""The built-in issuer's client-authenticating endpoints: DOT's, behind the failure limit."""
 
 from __future__ import annotations
 
@@ -24,14 +24,24 @@ def _too_many(wait: int) -> HttpResponse:
     return response
 
 
-class TokenView(views.TokenView):
+class LimitFailedClientAuthentication:
+    """Refuses a locked client id or address before DOT runs; counts DOT's 401s."""
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         client_id = throttling.claimed_client_id(request)
         address = throttling.client_address(request)
         wait = throttling.retry_after(client_id=client_id, address=address)
         if wait is not None:
             return _too_many(wait)
-        response = super().post(request, *args, **kwargs)
+        response: HttpResponse = super().post(request, *args, **kwargs)  # type: ignore[misc]
         if response.status_code == 401:  # invalid_client: unknown id or wrong secret
             throttling.record_failure(client_id=client_id, address=address)
         return response
+
+
+class TokenView(LimitFailedClientAuthentication, views.TokenView):
+    pass
+
+
+class RevokeTokenView(LimitFailedClientAuthentication, views.RevokeTokenView):
+    """Revocation authenticates the client too, so it must not be a way around the limit."""

@@ -85,6 +85,21 @@ def test_wrong_secrets_for_one_client_lock_that_client_until_the_window_ends(cli
     assert token_request(client, victim["client_id"], victim["client_secret"]).status_code == 200
 
 
+def test_failed_authentications_at_revocation_count_too(client, frozen):
+    victim = createclient("revoker", "orders:read")
+    basic = base64.b64encode(f"{victim['client_id']}:guess".encode()).decode()
+    for attempt in range(3):
+        response = client.post(
+            "/o/revoke_token/",
+            {"token": "whatever"},
+            HTTP_AUTHORIZATION=f"Basic {basic}",
+            REMOTE_ADDR=f"10.3.0.{attempt}",
+        )
+        assert response.status_code == 401
+    # Guessing at /o/revoke_token/ locked the client at /o/token/ as well.
+    assert_limited(token_request(client, victim["client_id"], victim["client_secret"], "10.3.1.1"))
+
+
 def test_failures_from_one_address_lock_that_address(client, frozen):
     good = createclient("good", "orders:read")
     for _ in range(5):  # a different made-up client id each time: only the address repeats
