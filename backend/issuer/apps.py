@@ -7,3 +7,10 @@ class IssuerConfig(AppConfig):
     name = "backend.issuer"
     label = "issuer"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The token validator verifies our own tokens with our keys, without HTTP to ourselves.
+        from backend.integrations import oidc
+        from backend.issuer.keys import builtin_jwks
+
+        oidc.use_builtin_jwks(builtin_jwks)

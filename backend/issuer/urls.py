@@ -14,6 +14,8 @@ from django.urls import URLPattern, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views
 
+from backend.issuer.views import RevokeTokenView, TokenView
+
 app_name = "oauth2_provider"
 
 
@@ -30,8 +32,8 @@ def unsupported(request: HttpRequest, *args: object, **kwargs: object) -> JsonRe
 urlpatterns: list[URLPattern] = []
 if not settings.OIDC_ISSUER:
     urlpatterns = [
-        path("token/", views.TokenView.as_view(), name="token"),
-        path("revoke_token/", views.RevokeTokenView.as_view(), name="revoke-token"),
+        path("token/", TokenView.as_view(), name="token"),
+        path("revoke_token/", RevokeTokenView.as_view(), name="revoke-token"),
         path("introspect/", views.IntrospectTokenView.as_view(), name="introspect"),
         re_path(
             r"^\.well-known/openid-configuration/?$",

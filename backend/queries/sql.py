@@ -8,13 +8,19 @@ rows are converted per column from the view dataclass's field types.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import typing
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from backend.replicas import routing
+
+logger = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
 Row = tuple[Any, ...]
@@ -49,7 +55,28 @@ def sqlite_converters(view: type) -> tuple[Callable[[Any], Any], ...]:
 
 
 def fetch(sql: str, params: Sequence[Any], converters: Sequence[Callable[[Any], Any]]) -> list[Row]:
-    """Run one SELECT; rows come back as the view dataclass's positional arguments."""
+    """Run one SELECT; rows come back as the view dataclass's positional arguments.
+
+    Reads from the replica when `backend.replicas.routing` says so; a replica that fails the
+    query is marked down and the query runs on the primary instead.
+    """
+    alias = routing.read_alias()
+    if alias != DEFAULT_DB_ALIAS:
+        try:
+            return _fetch(connections[alias], sql, params, converters)
+        except (OperationalError, InterfaceError) as exc:
+            logger.warning("read replica failed a query (%s); reading from the primary", exc)
+            connections[alias].close()
+            routing.monitor.mark_down()
+    return _fetch(connection, sql, params, converters)
+
+
+def _fetch(
+    connection: BaseDatabaseWrapper,
+    sql: str,
+    params: Sequence[Any],
+    converters: Sequence[Callable[[Any], Any]],
+) -> list[Row]:
     postgres = connection.vendor == "postgresql"
     if not postgres:
         params = [

@@ -65,6 +65,8 @@ MIDDLEWARE = [
     # The API is bearer-token only (Ninja views are CSRF-exempt); this guards any cookie-based view.
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Knows the caller for read-replica routing; records the WAL position after its writes.
+    "backend.replicas.middleware.ReadYourWritesMiddleware",
     # django-prometheus' own, with `view` labels that tell Ninja operations on one path apart.
     "backend.observability.metrics.PrometheusAfterMiddleware",
 ]
@@ -122,7 +124,7 @@ _ENGINES = {
 }
 
 
-def _database(url: str) -> dict:
+def _database(url: str, variable: str = "DATABASE_URL") -> dict:
     try:
         # Persistent connections without Django's per-request health check: that check is a
         # `SELECT 1` round trip before the first query of every request (20-30 % of a cheap
@@ -130,10 +132,10 @@ def _database(url: str) -> dict:
         # the one request that finds it and is then closed and replaced.
         config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=False)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {exc}") from None
+        raise ImproperlyConfigured(f"{variable} is not a usable database URL: {exc}") from None
     engine = _ENGINES.get(config.get("ENGINE", ""))
     if engine is None:
-        raise ImproperlyConfigured("DATABASE_URL must start with postgres:// or sqlite:///")
+        raise ImproperlyConfigured(f"{variable} must start with postgres:// or sqlite:///")
     config["ENGINE"] = engine
     if engine.endswith("sqlite3"):
         # IMMEDIATE avoids lock-upgrade deadlocks between web threads and the in-process worker.
@@ -161,6 +163,21 @@ DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 5_000, maximum=3_
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, maximum=3_600_000)
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 DATABASES = {"default": _database(DATABASE_URL)}
+
+# A streaming replica for the reads of backend/queries/ (backend/replicas/routing.py); writes and
+# everything inside a command's transaction use DATABASE_URL.
+DATABASE_READ_URL = env_str("DATABASE_READ_URL")
+DATABASE_READ_MAX_LAG_S: int = env_int("DATABASE_READ_MAX_LAG_S", 5, maximum=86_400)
+if DATABASE_READ_URL is not None:
+    DATABASES["read"] = _database(DATABASE_READ_URL, "DATABASE_READ_URL")
+    if DATABASES["read"]["ENGINE"] != DATABASES["default"]["ENGINE"] or not DATABASES["read"][
+        "ENGINE"
+    ].endswith("postgresql"):
+        raise ImproperlyConfigured(
+            "DATABASE_READ_URL must be a postgres:// URL (a hot standby of DATABASE_URL)"
+        )
+    DATABASES["read"]["OPTIONS"]["connect_timeout"] = 2  # a dead replica must not stall reads
+    DATABASES["read"]["TEST"] = {"MIRROR": "default"}  # tests never create a database there
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Time, static files -----------------------------------------------------------------------
@@ -235,6 +252,16 @@ for _alg in OIDC_ALGORITHMS:
 if not OIDC_ALGORITHMS:
     raise ImproperlyConfigured("OIDC_ALGORITHMS must name at least one algorithm")
 
+# Claims that carry scopes; dotted paths reach into objects (Keycloak's `realm_access.roles`).
+OIDC_SCOPE_CLAIMS: list[str] = env_list("OIDC_SCOPE_CLAIMS", ["scope", "scp", "permissions"])
+for _claim in OIDC_SCOPE_CLAIMS:
+    if any(not part for part in _claim.split(".")):
+        raise ImproperlyConfigured(
+            f"OIDC_SCOPE_CLAIMS contains {_claim!r}; name claims like scope or realm_access.roles"
+        )
+if not OIDC_SCOPE_CLAIMS:
+    raise ImproperlyConfigured("OIDC_SCOPE_CLAIMS must name at least one claim")
+
 # Built-in issuer (django-oauth-toolkit at /o/), used when OIDC_ISSUER is unset. Its issuer URL
 # is pinned to DUKA_PUBLIC_URL + "/o" (the URL clients reach this service at).
 DUKA_PUBLIC_URL = (
@@ -246,6 +273,15 @@ if not DUKA_PUBLIC_URL.startswith(("https://", "http://")):
     )
 if OIDC_ISSUER is not None:
     check_issuer_url(OIDC_ISSUER, name="OIDC_ISSUER")
+# Failed client authentications at the built-in issuer's /o/token/ (per client id, per address)
+# within a fixed window, before that endpoint answers 429 with Retry-After.
+ISSUER_AUTH_FAILURES_PER_CLIENT: int = env_int("ISSUER_AUTH_FAILURES_PER_CLIENT", 10, minimum=1)
+ISSUER_AUTH_FAILURES_PER_ADDRESS: int = env_int(
+    "ISSUER_AUTH_FAILURES_PER_ADDRESS", 50, minimum=1, maximum=10**6
+)
+ISSUER_AUTH_FAILURE_WINDOW_S: int = env_int(
+    "ISSUER_AUTH_FAILURE_WINDOW_S", 300, minimum=1, maximum=86_400
+)
 OAUTH2_PROVIDER = oauth2_provider_settings(
     public_url=DUKA_PUBLIC_URL,
     private_key_pem=env_str("OIDC_RSA_PRIVATE_KEY"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.integrations.oidc import Principal, _client_id, scopes_from_claims
+from backend.integrations.oidc_claims import Principal, scopes_from_claims
+from backend.integrations.oidc_claims import client_id_from as _client_id
 
 
 @pytest.mark.parametrize(
@@ -51,3 +52,36 @@ def test_principal_is_hashable_and_prints_its_subject():
     assert hash(principal) == hash(
         Principal(subject="alice", client_id=None, scopes=frozenset({"orders:read"}))
     )
+
+
+KEYCLOAK = {
+    "scope": "profile email",
+    "realm_access": {"roles": ["customers:read", "offline_access"]},
+    "resource_access": {"duka": {"roles": ["orders:write"]}},
+}
+
+
+@pytest.mark.parametrize(
+    ("paths", "claims", "expected"),
+    [
+        (["realm_access.roles"], KEYCLOAK, {"customers:read", "offline_access"}),
+        (
+            ["scope", "realm_access.roles"],
+            KEYCLOAK,
+            {"profile", "email", "customers:read", "offline_access"},
+        ),
+        (["resource_access.duka.roles"], KEYCLOAK, {"orders:write"}),
+        (["roles"], {"roles": ["orders:read"], "scp": "x"}, {"orders:read"}),  # Azure app roles
+        (["realm_access.roles"], {"realm_access": "not an object"}, set()),
+        (["realm_access.roles.deeper"], KEYCLOAK, set()),
+        (["missing.path"], KEYCLOAK, set()),
+        # Auth0 namespaced claims are URLs with dots: the literal name wins over a dotted walk.
+        (
+            ["https://duka.example/roles"],
+            {"https://duka.example/roles": ["orders:read"]},
+            {"orders:read"},
+        ),
+    ],
+)
+def test_scopes_from_dotted_claim_paths(paths, claims, expected):
+    assert scopes_from_claims(claims, paths) == frozenset(expected)

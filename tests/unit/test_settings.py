@@ -41,6 +41,12 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ({"OIDC_ALGORITHMS": "HS256"}, "OIDC_ALGORITHMS"),
         ({"OIDC_ALGORITHMS": "none"}, "OIDC_ALGORITHMS"),
         ({"OIDC_ALGORITHMS": ","}, "OIDC_ALGORITHMS"),
+        ({"OIDC_SCOPE_CLAIMS": "scope,realm_access..roles"}, "OIDC_SCOPE_CLAIMS"),
+        ({"OIDC_SCOPE_CLAIMS": ","}, "OIDC_SCOPE_CLAIMS"),
+        ({"ISSUER_AUTH_FAILURES_PER_CLIENT": "0"}, "ISSUER_AUTH_FAILURES_PER_CLIENT"),
+        ({"DATABASE_READ_URL": "sqlite:///replica.db"}, "DATABASE_READ_URL"),
+        ({"DATABASE_READ_URL": "mysql://u@h/db"}, "DATABASE_READ_URL"),
+        ({"DATABASE_READ_MAX_LAG_S": "-1"}, "DATABASE_READ_MAX_LAG_S"),
         ({"AFRICAS_TALKING_USERNAME": "sandbox"}, "AFRICAS_TALKING_API_KEY"),
         ({"SMS_DEFAULT_REGION": "XX"}, "SMS_DEFAULT_REGION"),
         ({"METRICS_PORT": "abc"}, "METRICS_PORT"),
@@ -62,7 +68,11 @@ def test_bad_configuration_stops_with_one_line(env, variable):
 
 def test_good_configuration_passes():
     result = run_check(
-        REDIS_URL="redis://127.0.0.1:6379/0", RATE_LIMIT_WRITES="100/m", SMS_DEFAULT_REGION="tz"
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        RATE_LIMIT_WRITES="100/m",
+        SMS_DEFAULT_REGION="tz",
+        DATABASE_READ_URL="postgres://postgres@127.0.0.1:5433/duka",
+        OIDC_SCOPE_CLAIMS="scp,realm_access.roles",
     )
     assert result.returncode == 0, result.stderr
 
