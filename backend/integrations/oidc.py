@@ -72,7 +72,7 @@ def use_builtin_jwks(loader: Callable[[], Mapping[str, Any]]) -> None:
 
 def build_validator() -> TokenValidator:
     """A validator for the configured issuer (settings.OIDC_ISSUER, or the built-in one)."""
-    scope_claims = tuple(getattr(settings, "OIDC_SCOPE_CLAIMS", DEFAULT_SCOPE_CLAIMS))
+    scope_claims = tuple(settings.OIDC_SCOPE_CLAIMS)
     introspector = None
     if settings.OIDC_ISSUER:
         issuer = settings.OIDC_ISSUER

@@ -133,7 +133,6 @@ class RemoteKeys:
         self._fetched_at = -math.inf
         self._attempted_at = -math.inf
         self._inflight: threading.Event | None = None
-        self.fetch_count = 0  # JWKS fetch attempts, for tests and debugging
 
     def get(self, kid: str) -> VerificationKey | None:
         keys = self._keys
@@ -160,7 +159,6 @@ class RemoteKeys:
                     return
                 event = self._inflight = threading.Event()
                 self._attempted_at = now
-                self.fetch_count += 1
                 starter = True
         if not starter:
             if wait:

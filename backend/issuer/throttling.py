@@ -43,7 +43,7 @@ def claimed_client_id(request: HttpRequest) -> str:
 def client_address(request: HttpRequest) -> str:
     """The caller's address. Behind the trusted TLS proxy (DJANGO_SECURE_PROXY_SSL_HEADER) the
     last X-Forwarded-For entry, the one that proxy appended; a client cannot forge that one."""
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+    if settings.SECURE_PROXY_SSL_HEADER:
         forwarded = request.headers.get("X-Forwarded-For", "")
         last = forwarded.rsplit(",", 1)[-1].strip()
         if last:
