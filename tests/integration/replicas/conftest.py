@@ -20,7 +20,7 @@ def read_replica(standby: Standby, settings: Any, django_db_blocker: Any) -> Ite
     """
     default = connections.settings["default"]
     raw = {**default, "HOST": standby.host, "PORT": standby.port, "TEST": {}}
-    raw["OPTIONS"] = {**default.get("OPTIONS", {}), "connect_timeout": 2}
+    raw["OPTIONS"] = {**default.get("OPTIONS", {}), "connect_timeout": 10}
     connections.settings[routing.READ_ALIAS] = connections.configure_settings(
         {"default": default, routing.READ_ALIAS: raw}
     )[routing.READ_ALIAS]
