@@ -202,19 +202,21 @@ class Dispatcher:
         try:
             while not self._stop.is_set():
                 self.last_beat = time.monotonic()
-                pause = self._pass()
+                backoff = self._pass()
                 self.passes += 1
-                if listener is not None and pause == _setting("OUTBOX_POLL_SECONDS"):
-                    listener.wait(pause, self._stop)
+                if backoff is not None:
+                    self._stop.wait(backoff)
+                elif listener is not None:
+                    listener.wait(_setting("OUTBOX_POLL_SECONDS"), self._stop)
                 else:
-                    self._stop.wait(pause)
+                    self._stop.wait(_setting("OUTBOX_POLL_SECONDS"))
         finally:
             if listener is not None:
                 listener.close()
             connection.close()
 
-    def _pass(self) -> float:
-        """One guarded pass; returns how long to wait before the next one."""
+    def _pass(self) -> float | None:
+        """One guarded pass; returns the back-off after a failure, None after a good pass."""
         close_old_connections()
         try:
             self.run_once()
@@ -240,7 +242,7 @@ class Dispatcher:
             return pause
         self._failures = 0
         self._periodic()
-        return _setting("OUTBOX_POLL_SECONDS")
+        return None
 
     def _periodic(self) -> None:
         with contextlib.suppress(Exception):  # metrics never stop publishing
