@@ -180,7 +180,10 @@ def _track(conn: HTTPConnection) -> None:
         conns.append(conn)
 
 
-class _TrackedHTTPConnection(HTTPConnection):
+class _Tracked(HTTPConnection):
+    """Registers itself with the current attempt on connect and on every request (a reused
+    keep-alive connection never connects again)."""
+
     def connect(self) -> None:
         _track(self)
         super().connect()
@@ -190,14 +193,12 @@ class _TrackedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _TrackedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        _track(self)
-        super().connect()
+class _TrackedHTTPConnection(_Tracked):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _track(self)
-        super().request(*args, **kwargs)
+
+class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
+    pass
 
 
 class _HTTPPool(HTTPConnectionPool):
