@@ -27,6 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backend import projections
+from backend.commands import webhooks
 from backend.commands.models import EarlyDeliveryReport, SmsNotification, SmsStatus
 from backend.integrations.africastalking import ReportOutcome, classify_report_status
 from backend.notifications.sms_text import compose_message
@@ -196,6 +197,8 @@ def _set_status(row: SmsNotification, status: SmsStatus, now: datetime, **fields
         setattr(row, name, value)
     row.save(update_fields=["status", "updated_at", *fields])
     projections.set_sms_status(row.order_id, status.value)
+    # Last: the event carries the order's read model as updated above.
+    webhooks.record_order_event("order.sms_status_changed", row.order_id)
 
 
 def _released() -> dict[str, object]:
