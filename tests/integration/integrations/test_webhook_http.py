@@ -1,0 +1,144 @@
+"""The webhook POST against raw loopback servers: the total deadline against a trickling
+receiver, the bounded read of an error answer, and the SSRF rules at connect time."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from backend.integrations import webhooks as http
+from backend.integrations.webhooks import DeliveryError, UnsafeUrl, address_refusal
+
+
+@pytest.fixture
+def private_ok(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    settings.WEBHOOK_DEADLINE_SECONDS = 1.0
+    return settings
+
+
+def serve(handler) -> Iterator[int]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def run() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=handler, args=(conn, stop), daemon=True).start()
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    conn.settimeout(5)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    return data
+
+
+@pytest.fixture
+def trickling() -> Iterator[int]:
+    """Answers one byte of a status line every 0.2 s, forever (until the client leaves)."""
+
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        with conn:
+            _read_request(conn)
+            line = b"HTTP/1.1 200 OK\r\n" * 1000
+            for byte in line:
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    yield from serve(handler)
+
+
+@pytest.fixture
+def huge_error() -> Iterator[int]:
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        with conn:
+            _read_request(conn)
+            body = b"x" * 1_000_000
+            head = f"HTTP/1.1 500 Oops\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            with contextlib.suppress(OSError):
+                conn.sendall(head + body)
+
+    yield from serve(handler)
+
+
+def test_a_trickling_receiver_is_cut_off_by_the_total_deadline(private_ok, trickling):
+    # Every byte arrives well within any per-read timeout; only the total deadline stops it.
+    with pytest.raises(DeliveryError, match="no complete answer within 1 s"):
+        http.post(f"http://127.0.0.1:{trickling}/", body=b"{}", headers={})
+
+
+def test_an_error_answer_is_read_only_up_to_the_bound(private_ok, huge_error):
+    answer = http.post(f"http://127.0.0.1:{huge_error}/", body=b"{}", headers={})
+    assert answer.status == 500
+    assert len(answer.body) == private_ok.WEBHOOK_RESPONSE_MAX_BYTES
+
+
+def test_a_closed_port_is_a_delivery_error(private_ok):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(DeliveryError, match="cannot connect"):
+        http.post(f"http://127.0.0.1:{port}/", body=b"{}", headers={})
+
+
+def test_connect_time_refusal_without_the_opt_in(settings, huge_error):
+    settings.WEBHOOKS_ALLOW_PRIVATE = False
+    with pytest.raises(UnsafeUrl, match="https"):
+        http.post(f"http://127.0.0.1:{huge_error}/", body=b"{}", headers={})
+    with pytest.raises(UnsafeUrl, match="loopback"):
+        http.post(f"https://localhost:{huge_error}/", body=b"{}", headers={})
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.0.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("192.168.1.1", "private"),
+        ("169.254.169.254", "metadata"),
+        ("fd00:ec2::254", "metadata"),
+        ("100.100.100.200", "metadata"),
+        ("169.254.10.10", "link-local"),
+        ("fe80::1", "link-local"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:10.0.0.1", "private"),
+        ("100.64.0.1", "not a public address"),
+        ("0.0.0.0", "private"),
+        ("224.0.0.1", "not a public address"),
+        ("fc00::1", "private"),
+    ],
+)
+def test_refused_addresses(address, why):
+    assert why in (address_refusal(address) or "")
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses(address):
+    assert address_refusal(address) is None
