@@ -35,6 +35,7 @@ def test_create_shows_the_secret_once(api, private_ok):
     assert body["secret"].startswith("whsec_")
     assert len(body["secret"]) > 40
     assert response["Location"] == f"/api/v1/webhooks/{body['id']}/"
+    assert response["Cache-Control"] == "no-store"
     assert body["url"] == LOOPBACK
     assert body["events"] == ["order.created", "customer.deleted"]
     assert body["description"] == "ERP"
