@@ -320,6 +320,17 @@ def republish_lost(
     return len(rows), len(lost)
 
 
+def purge_finished() -> int:
+    """Delivered and given-up rows older than the retention (pending ones are never purged)."""
+    cutoff = timezone.now() - _seconds("WEBHOOK_RETENTION_SECONDS")
+    deleted, _ = (
+        WebhookDelivery.objects.exclude(status=Status.PENDING)
+        .filter(updated_at__lt=cutoff)
+        .delete()
+    )
+    return deleted
+
+
 def pending_count() -> int:
     return WebhookDelivery.objects.filter(status=Status.PENDING).count()
 

@@ -110,6 +110,7 @@ class Dispatcher:
         self._failures = 0
         self._next_sweep = 0.0
         self._next_housekeeping = 0.0
+        self._next_pending_sample = 0.0
         self.last_beat = time.monotonic()
         self.passes = 0
 
@@ -290,8 +291,11 @@ class Dispatcher:
     def _periodic(self) -> None:
         with contextlib.suppress(Exception):  # metrics never stop publishing
             self.queue_depth()
-        with contextlib.suppress(Exception):
-            WEBHOOK_PENDING.set(webhook_outbox.pending_count())
+        now = time.monotonic()
+        if now >= self._next_pending_sample:  # a COUNT per pass would follow every commit
+            self._next_pending_sample = now + _setting("OUTBOX_POLL_SECONDS")
+            with contextlib.suppress(Exception):
+                WEBHOOK_PENDING.set(webhook_outbox.pending_count())
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + _setting("HOUSEKEEPING_INTERVAL_SECONDS")

@@ -341,6 +341,8 @@ WEBHOOK_DISABLE_AFTER_SECONDS: float = 3 * 24 * 3600.0
 # Dramatiq interrupts an attempt after this; the lease outlasts it plus one blocking statement.
 WEBHOOK_ACTOR_TIME_LIMIT_SECONDS: float = 45.0
 WEBHOOK_CLAIM_LEASE_SECONDS: float = 60.0
+# Delivered and given-up rows are purged by the housekeeping after this.
+WEBHOOK_RETENTION_SECONDS: float = 7 * 24 * 3600.0
 
 # --- Operations -------------------------------------------------------------------------------
 

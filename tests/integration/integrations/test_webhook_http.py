@@ -24,10 +24,10 @@ def private_ok(settings):
 
 def serve(handler) -> Iterator[int]:
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
     stop = threading.Event()
 
     def run() -> None:
-        listener.settimeout(0.2)
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()

@@ -242,3 +242,23 @@ def test_deleted_endpoint_gets_nothing_more(fast, receiver: Receiver):
     make_customer()
     assert WebhookDelivery.objects.count() == 1
     assert receiver.requests == []
+
+
+def test_housekeeping_purges_finished_deliveries_only(fast, receiver: Receiver):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backend.jobs import housekeeping
+
+    endpoint(receiver.url, "customer.created")
+    for _ in range(3):
+        make_customer()
+    old = timezone.now() - timedelta(days=8)
+    first, second, third = WebhookDelivery.objects.order_by("pk")
+    WebhookDelivery.objects.filter(pk=first.pk).update(status="delivered", updated_at=old)
+    WebhookDelivery.objects.filter(pk=second.pk).update(status="pending", updated_at=old)
+    WebhookDelivery.objects.filter(pk=third.pk).update(status="failed")  # recent
+
+    assert housekeeping.run()["webhook_deliveries"] == 1
+    assert sorted(WebhookDelivery.objects.values_list("pk", flat=True)) == [second.pk, third.pk]
