@@ -72,6 +72,8 @@ def address_refusal(address: str) -> str | None:
 
 
 def _parts(url: str, *, private_ok: bool) -> SplitResult:
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise UnsafeUrl("must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port

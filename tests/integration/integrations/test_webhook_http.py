@@ -142,3 +142,87 @@ def test_refused_addresses(address, why):
 @pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111"])
 def test_public_addresses(address):
     assert address_refusal(address) is None
+
+
+# --- TLS: the pinned connection still verifies the certificate for the URL's host name ---------
+
+
+def _certificate(tmp_path, name: str):
+    import datetime
+    import ipaddress as ip
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(name)]
+                + ([x509.IPAddress(ip.ip_address("127.0.0.1"))] if name == "localhost" else [])
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = tmp_path / f"{name}.pem"
+    key_path = tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _tls_server(cert_path, key_path) -> Iterator[int]:
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                _read_request(tls)
+                tls.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        except (OSError, ssl.SSLError):
+            pass  # the client refused our certificate
+
+    yield from serve(handler)
+
+
+@pytest.mark.parametrize(("cert_name", "ok"), [("localhost", True), ("other.example", False)])
+def test_https_verifies_the_host_name_on_the_pinned_address(
+    private_ok, tmp_path, monkeypatch, cert_name, ok
+):
+    cert_path, key_path = _certificate(tmp_path, cert_name)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))  # our CA is the only one trusted
+    for port in _tls_server(cert_path, key_path):
+        url = f"https://localhost:{port}/hooks"
+        if ok:
+            assert http.post(url, body=b"{}", headers={}).status == 204
+        else:
+            with pytest.raises(DeliveryError, match=r"CERTIFICATE_VERIFY_FAILED|hostname"):
+                http.post(url, body=b"{}", headers={})
+
+
+def test_spaces_and_control_characters_are_refused(private_ok):
+    for url in ("http://127.0.0.1/a b", "http://127.0.0.1/a\r\nX: y", "http://127.0.0.1/\x7f"):
+        with pytest.raises(UnsafeUrl, match="control"):
+            http.check_url(url)
