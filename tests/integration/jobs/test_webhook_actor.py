@@ -262,3 +262,47 @@ def test_housekeeping_purges_finished_deliveries_only(fast, receiver: Receiver):
 
     assert housekeeping.run()["webhook_deliveries"] == 1
     assert sorted(WebhookDelivery.objects.values_list("pk", flat=True)) == [second.pk, third.pk]
+
+
+def test_a_database_blip_while_recording_is_retried(fast, receiver: Receiver, monkeypatch):
+    from django.db import OperationalError
+
+    from backend.jobs import webhooks as actor
+
+    monkeypatch.setattr(actor, "RECORD_RETRY_DELAYS_SECONDS", (0.01, 0.01))
+    endpoint(receiver.url, "customer.created")
+    make_customer()
+    [row] = WebhookDelivery.objects.all()
+    real = webhooks.record_delivered
+    calls: list[int] = []
+
+    def flaky(claim):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(claim)
+
+    monkeypatch.setattr(actor.outbox, "record_delivered", flaky)
+    assert deliver(row.pk) == "delivered"
+    assert len(calls) == 2
+    assert len(receiver.delivered) == 1
+    row.refresh_from_db()
+    assert row.status == "delivered"
+
+
+def test_an_unforeseen_error_is_retried_and_recorded(fast, receiver: Receiver, monkeypatch):
+    from backend.jobs import webhooks as actor
+
+    fast.WEBHOOK_RETRY_BASE_SECONDS = 60.0
+    endpoint(receiver.url, "customer.created")
+    make_customer()
+    [row] = WebhookDelivery.objects.all()
+
+    def broken(url, *, body, headers):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(actor, "post", broken)
+    assert deliver(row.pk) == "retry"
+    row.refresh_from_db()
+    assert row.last_error == "RuntimeError: a bug"
+    assert deliver(row.pk) == "skipped"  # not due yet: a duplicate message does nothing
