@@ -466,7 +466,7 @@ def record_failure(claim: Claim, *, error: str, gone: bool = False) -> FailureOu
                 f"every attempt failed for {limit.total_seconds() / 3600:g} hours "
                 f"(since {events.timestamp(endpoint.failing_since)}); last error: {error}"
             )[:500]
-        if reason and endpoint.enabled and row.event_type != events.PING:
+        if reason and endpoint.enabled:
             endpoint.enabled = False
             endpoint.disabled_reason = reason
             logger.warning("Webhook endpoint %s disabled: %s", endpoint.pk, reason)
