@@ -21,6 +21,7 @@ from backend.api.openapi import complete_openapi
 from backend.api.routers.customers import router as customers_router
 from backend.api.routers.orders import router as orders_router
 from backend.api.routers.sms import router as sms_router
+from backend.api.routers.webhooks import router as webhooks_router
 
 
 class IdConverter:
@@ -146,3 +147,4 @@ register_auth_error_handlers(api)
 api.add_router("/customers", customers_router)
 api.add_router("/orders", orders_router)
 api.add_router("/sms", sms_router)
+api.add_router("/webhooks", webhooks_router)

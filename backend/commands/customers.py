@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 
 from backend import projections
+from backend.commands import webhooks
 from backend.commands.clock import now_ms
 from backend.commands.idempotency import IdempotencyClaim, complete_claim
 from backend.commands.models import Customer
@@ -91,6 +92,7 @@ def create_customer(cmd: CreateCustomer, *, idempotency: IdempotencyClaim | None
         updated_at=now,
     )
     _save(customer, created=True)
+    webhooks.record_customer_event("customer.created", customer.pk)
     if idempotency is not None:
         complete_claim(idempotency, resource_id=customer.pk)
     return customer.pk
@@ -157,6 +159,7 @@ def _update(
         customer.phone_number = _phone(phone_number)
     customer.updated_at = now_ms()
     _save(customer, created=False)
+    webhooks.record_customer_event("customer.updated", customer.pk)
     return customer.pk
 
 
@@ -166,5 +169,6 @@ def delete_customer(cmd: DeleteCustomer, *, if_match: IfMatch = None) -> None:
     # The customer row is locked, so no order can be placed for it between this check and the delete.
     if customer.orders.exists():
         raise CustomerHasOrders(f"Customer {cmd.customer_id} has orders and cannot be deleted.")
+    webhooks.record_customer_event("customer.deleted", cmd.customer_id)  # its last state
     customer.delete()
     projections.apply_customer_deleted(cmd.customer_id)

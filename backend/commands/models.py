@@ -151,3 +151,90 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint} {self.key}"
+
+
+# --- Webhooks (docs/webhooks.md) ----------------------------------------------------------------
+
+
+class WebhookEndpoint(models.Model):
+    """A receiver of signed events. Deleting one only marks it (`deleted_at`): event rows written
+    by a transaction that raced the delete still reference it, and are then dropped unsent."""
+
+    url = models.CharField(max_length=2000)
+    events = models.JSONField(help_text="event types this endpoint subscribes to")
+    description = models.CharField(max_length=500, blank=True, default="")
+    secret = models.CharField(max_length=100, help_text="whsec_<base64>: shown once at creation")
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField()
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    # Start of the current run of failed attempts (cleared by a success): 3 days of it disables.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "webhook_endpoints"
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} -> {self.url}"
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookDelivery(models.Model):
+    """Transactional outbox row for one event to one endpoint, written in the transaction of the
+    change. Published by the dispatcher, attempted by the webhook actor (claim, lease, backoff:
+    the same life as an `SmsNotification`)."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="+")
+    # The Standard Webhooks `webhook-id`: one per event, the same on every retry and endpoint.
+    event_id = models.CharField(max_length=64)
+    event_type = models.CharField(max_length=64)
+    # The resource the event is about (`order:42`): events of one subject reach an endpoint in
+    # the order they were written.
+    subject = models.CharField(max_length=64)
+    body = models.TextField(help_text="the JSON body exactly as signed and sent")
+    status = models.CharField(
+        max_length=16,
+        choices=WebhookDeliveryStatus.choices,
+        default=WebhookDeliveryStatus.PENDING,
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    broker_message_id = models.CharField(max_length=64, blank=True, default="")
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "webhook_deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "event_id"], name="webhook_delivery_event_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                name="webhook_unpublished_idx",
+                condition=models.Q(status="pending", enqueued_at__isnull=True),
+            ),
+            models.Index(
+                fields=["endpoint", "subject", "id"],
+                name="webhook_pending_subject_idx",
+                condition=models.Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} -> endpoint {self.endpoint_id}: {self.status}"

@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from backend import projections
-from backend.commands import outbox
+from backend.commands import outbox, webhooks
 from backend.commands.clock import now_ms
 from backend.commands.idempotency import IdempotencyClaim, complete_claim
 from backend.commands.models import Customer, Order
@@ -57,6 +57,7 @@ def place_order(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None = None)
         time=order.time,
         sms_status=sms_status,
     )
+    webhooks.record_order_event("order.created", order.pk)
     if idempotency is not None:
         complete_claim(idempotency, resource_id=order.pk)
     return order.pk

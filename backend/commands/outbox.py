@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backend import projections
+from backend.commands import webhooks
 from backend.commands.models import EarlyDeliveryReport, SmsNotification, SmsStatus
 from backend.errors import SmsNotFailed
 from backend.integrations.africastalking import ReportOutcome, classify_report_status
@@ -199,6 +200,8 @@ def _set_status(row: SmsNotification, status: SmsStatus, now: datetime, **fields
         setattr(row, name, value)
     row.save(update_fields=["status", "updated_at", *fields])
     projections.set_sms_status(row.order_id, status.value, row.error_reason)
+    # Last: the event carries the order's read model as updated above.
+    webhooks.record_order_event("order.sms_status_changed", row.order_id)
 
 
 def _released() -> dict[str, object]:

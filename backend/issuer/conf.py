@@ -22,6 +22,7 @@ API_SCOPES: dict[str, str] = {
     "customers:write": "Create, update and delete customers",
     "orders:read": "Read orders",
     "orders:write": "Place orders",
+    "webhooks:manage": "Manage webhook endpoints (contract section 9)",
 }
 
 ACCESS_TOKEN_LIFETIME_SECONDS = 15 * 60

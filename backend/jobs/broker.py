@@ -101,6 +101,7 @@ def start_inprocess_worker(*, threads: int = 2) -> bool:
         if _worker is not None:
             return False
         import backend.jobs.sms  # noqa: F401 - declares the actors on the broker
+        from backend.jobs import webhooks  # noqa: F401 - declares the webhook actor
 
         broker = current_broker()
         if not any(isinstance(m, OutboxDispatch) for m in broker.middleware):

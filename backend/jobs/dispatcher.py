@@ -34,8 +34,9 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.message import Message
 
 from backend.commands import outbox
+from backend.commands import webhooks as webhook_outbox
 from backend.jobs import housekeeping
-from backend.jobs.metrics import QUEUE_DEPTH
+from backend.jobs.metrics import QUEUE_DEPTH, WEBHOOK_PENDING
 from backend.observability.jobs import REQUEST_ID_OPTION
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 CHANNEL = "duka_outbox"
 SMS_QUEUE = "sms"
 SMS_ACTOR = "send_sms_notification"
+WEBHOOK_QUEUE = "webhooks"
+WEBHOOK_ACTOR = "deliver_webhook"
 
 
 def _setting(name: str) -> float:
@@ -107,6 +110,7 @@ class Dispatcher:
         self._failures = 0
         self._next_sweep = 0.0
         self._next_housekeeping = 0.0
+        self._next_pending_sample = 0.0
         self.last_beat = time.monotonic()
         self.passes = 0
 
@@ -124,15 +128,29 @@ class Dispatcher:
         enqueued = self.broker.enqueue(message)
         return str(enqueued.options.get("redis_message_id") or enqueued.message_id)
 
-    def still_queued(self, messages: list[tuple[str, datetime]]) -> set[str]:
+    def publish_webhook(self, row_id: int, request_id: str) -> str:
+        options = {REQUEST_ID_OPTION: request_id} if request_id else {}
+        message = Message(
+            queue_name=WEBHOOK_QUEUE,
+            actor_name=WEBHOOK_ACTOR,
+            args=(row_id,),
+            kwargs={},
+            options=options,
+        )
+        enqueued = self.broker.enqueue(message)
+        return str(enqueued.options.get("redis_message_id") or enqueued.message_id)
+
+    def still_queued(
+        self, messages: list[tuple[str, datetime]], queue: str = SMS_QUEUE
+    ) -> set[str]:
         """Which of these messages the broker still holds (waiting, delayed or being worked on)."""
         if isinstance(self.broker, RedisBroker):
             ns = self.broker.namespace
             client = self.broker.client
             pipe = client.pipeline(transaction=False)
             for message_id, _ in messages:
-                pipe.hexists(f"{ns}:{SMS_QUEUE}.msgs", message_id)
-                pipe.hexists(f"{ns}:{SMS_QUEUE}.DQ.msgs", message_id)
+                pipe.hexists(f"{ns}:{queue}.msgs", message_id)
+                pipe.hexists(f"{ns}:{queue}.DQ.msgs", message_id)
             found = pipe.execute()
             return {
                 message_id
@@ -154,6 +172,7 @@ class Dispatcher:
             published += batch
             if batch < limit:
                 break
+        published += self._publish_webhooks(limit)
         now = time.monotonic()
         if now >= self._next_sweep:
             while True:
@@ -163,8 +182,30 @@ class Dispatcher:
                 published += lost
                 if checked < limit:
                     break
+            published += self._sweep_webhooks(limit)
             self._next_sweep = now + _setting("OUTBOX_REDELIVERY_GRACE_SECONDS") / 3
         return published
+
+    def _publish_webhooks(self, limit: int) -> int:
+        """The second channel: webhook delivery rows, published like SMS rows."""
+        published = 0
+        while True:
+            batch = webhook_outbox.publish_due(publish=self.publish_webhook, limit=limit)
+            published += batch
+            if batch < limit:
+                return published
+
+    def _sweep_webhooks(self, limit: int) -> int:
+        lost_total = 0
+        while True:
+            checked, lost = webhook_outbox.republish_lost(
+                publish=self.publish_webhook,
+                still_queued=lambda messages: self.still_queued(messages, WEBHOOK_QUEUE),
+                limit=limit,
+            )
+            lost_total += lost
+            if checked < limit:
+                return lost_total
 
     def queue_depth(self) -> None:
         if isinstance(self.broker, RedisBroker):
@@ -174,6 +215,11 @@ class Dispatcher:
             pipe.llen(f"{ns}:{SMS_QUEUE}.DQ")
             waiting, delayed = pipe.execute()
             QUEUE_DEPTH.labels(queue=SMS_QUEUE).set(waiting + delayed)
+            pipe = self.broker.client.pipeline(transaction=False)
+            pipe.llen(f"{ns}:{WEBHOOK_QUEUE}")
+            pipe.llen(f"{ns}:{WEBHOOK_QUEUE}.DQ")
+            waiting, delayed = pipe.execute()
+            QUEUE_DEPTH.labels(queue=WEBHOOK_QUEUE).set(waiting + delayed)
 
     # --- the thread ----------------------------------------------------------------------------
 
@@ -247,6 +293,11 @@ class Dispatcher:
     def _periodic(self) -> None:
         with contextlib.suppress(Exception):  # metrics never stop publishing
             self.queue_depth()
+        now = time.monotonic()
+        if now >= self._next_pending_sample:  # a COUNT per pass would follow every commit
+            self._next_pending_sample = now + _setting("OUTBOX_POLL_SECONDS")
+            with contextlib.suppress(Exception):
+                WEBHOOK_PENDING.set(webhook_outbox.pending_count())
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + _setting("HOUSEKEEPING_INTERVAL_SECONDS")

@@ -1,6 +1,7 @@
 """Periodic clean-up, run by the outbox dispatcher of each worker process (every
 HOUSEKEEPING_INTERVAL_SECONDS, first at start-up): expired idempotency records, the built-in
-issuer's expired tokens, and early delivery reports that never found their message.
+issuer's expired tokens, early delivery reports that never found their message, and webhook
+deliveries finished (delivered or given up) more than WEBHOOK_RETENTION_SECONDS ago.
 
 Every step is an idempotent DELETE, so replicas running it at the same time only share work.
 """
@@ -11,7 +12,7 @@ import logging
 
 from oauth2_provider.models import clear_expired
 
-from backend.commands import idempotency, outbox
+from backend.commands import idempotency, outbox, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ def run() -> dict[str, int]:
     removed = {
         "idempotency_records": idempotency.purge_expired(),
         "early_delivery_reports": outbox.purge_early_reports(),
+        "webhook_deliveries": webhooks.purge_finished(),
     }
     clear_expired()  # django-oauth-toolkit's `cleartokens`
     return removed

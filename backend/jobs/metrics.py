@@ -17,6 +17,23 @@ SMS_SEND_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0),
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "duka_webhook_deliveries",
+    "Webhook delivery attempts by result: delivered, retry (another attempt scheduled), "
+    "failed (given up: endpoint disabled by a 410 or 3 days of failures, or deleted).",
+    ["result"],
+)
+WEBHOOK_DELIVERY_SECONDS = Histogram(
+    "duka_webhook_delivery_seconds",
+    "Time spent in one webhook POST, whatever its outcome.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0),
+)
+WEBHOOK_PENDING = Gauge(
+    "duka_webhook_pending",
+    "Webhook deliveries not yet delivered or given up, sampled by the dispatcher.",
+    multiprocess_mode="mostrecent",
+)
+
 QUEUE_DEPTH = Gauge(
     "duka_queue_depth",
     "Messages waiting in the broker per queue (ready and delayed), sampled by the dispatcher.",
@@ -28,6 +45,8 @@ QUEUE_DEPTH = Gauge(
 # Export every series from the start, so rates and alerts work before the first failure.
 for _status in ("sent", "retry", "failed"):
     SMS_NOTIFICATIONS.labels(status=_status)
+for _result in ("delivered", "retry", "failed"):
+    WEBHOOK_DELIVERIES.labels(result=_result)
 
 
 class MessageDurationSeconds:

@@ -113,3 +113,4 @@ broker = current_broker()
 broker.add_middleware(WorkerPrometheus())
 
 import backend.jobs.sms  # noqa: E402, F401 - declares the actors
+from backend.jobs import webhooks  # noqa: E402, F401 - declares the webhook actor

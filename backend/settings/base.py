@@ -359,6 +359,27 @@ DRAMATIQ_MAINTENANCE_CHANCE: int = 1000  # per million broker commands; Dramatiq
 IDEMPOTENCY_RETENTION_SECONDS: float = 24 * 3600.0
 IDEMPOTENCY_STALE_CLAIM_SECONDS: float = 60.0
 
+# --- Webhooks (docs/webhooks.md, contract section 9) ---------------------------------------------
+
+# Development and tests only: allow `http` URLs and loopback/private/link-local addresses.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+# One attempt: connect timeout, and a total deadline (the contract's "2xx within 15 s") that a
+# trickling receiver cannot stretch; at most this much of an error answer is read.
+WEBHOOK_CONNECT_TIMEOUT_SECONDS: float = 5.0
+WEBHOOK_DEADLINE_SECONDS: float = 15.0
+WEBHOOK_RESPONSE_MAX_BYTES: int = 4096
+# Backoff 5 s x 2^(attempt-1), +-20 %, capped at 1 h: the first retry comes within 10 s.
+WEBHOOK_RETRY_BASE_SECONDS: float = 5.0
+WEBHOOK_RETRY_CAP_SECONDS: float = 3600.0
+# An endpoint whose attempts have all failed for this long is disabled; an event older than
+# this is given up.
+WEBHOOK_DISABLE_AFTER_SECONDS: float = 3 * 24 * 3600.0
+# Dramatiq interrupts an attempt after this; the lease outlasts it plus one blocking statement.
+WEBHOOK_ACTOR_TIME_LIMIT_SECONDS: float = 45.0
+WEBHOOK_CLAIM_LEASE_SECONDS: float = 60.0
+# Delivered and given-up rows are purged by the housekeeping after this.
+WEBHOOK_RETENTION_SECONDS: float = 7 * 24 * 3600.0
+
 # --- Operations -------------------------------------------------------------------------------
 
 SENTRY_DSN = env_str("SENTRY_DSN")

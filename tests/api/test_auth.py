@@ -226,6 +226,7 @@ def test_openapi_declares_the_builtin_client_credentials_flow(client: Client):
         "customers:write",
         "orders:read",
         "orders:write",
+        "webhooks:manage",
     }
     operation = schema["paths"]["/api/v1/customers/"]["get"]
     assert operation["security"] == [{"ScopedBearer": ["customers:read"]}]

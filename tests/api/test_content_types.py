@@ -44,7 +44,7 @@ OTHER_PATHS = ["/o/token/", "/healthz", "/readyz", "/metrics", "/api/v1/nowhere/
 def endpoints(client, customer: int, order: int) -> list[tuple[str, str]]:
     document = client.get("/api/v1/openapi.json").json()
     found = [
-        (method.upper(), path.format(customer_id=customer, order_id=order))
+        (method.upper(), path.format(customer_id=customer, order_id=order, endpoint_id=1))
         for path, item in document["paths"].items()
         for method in item
     ]

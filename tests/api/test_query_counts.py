@@ -83,10 +83,11 @@ def test_customer_detail_is_one_query(api, customer_id, django_assert_num_querie
 @pytest.mark.django_db(transaction=True)
 def test_place_order_queries(api, customer_id, django_assert_num_queries):
     """BEGIN, lock the customer, insert the order, its outbox row and its order_view row, bump
-    the customer_view aggregates, COMMIT, then read the order back for the response. (A real
+    the customer_view aggregates, look up the webhook endpoints subscribed to `order.created`
+    (none here, so no event row), COMMIT, then read the order back for the response. (A real
     transaction, as in production: inside the test's own, BEGIN/COMMIT would be savepoints.)"""
     _warm(api)
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         response = api.post("orders/", {"customer_id": customer_id, "item": "Widget", "amount": 5})
     assert response.status_code == 201, response.content
 
@@ -94,13 +95,13 @@ def test_place_order_queries(api, customer_id, django_assert_num_queries):
 @pytest.mark.django_db(transaction=True)
 def test_resend_sms_queries(api, customer_id, django_assert_num_queries):
     """BEGIN, check the order exists, lock its outbox row, reset it, set the order_view status,
-    COMMIT, then read the order back for the response."""
+    look up the endpoints subscribed to its status change, COMMIT, then read the order back."""
     from backend.commands.models import SmsNotification
 
     order_id = api.post("orders/", {"customer_id": customer_id, "item": "Widget", "amount": 5})
     order_id = order_id.json()["id"]
     SmsNotification.objects.filter(order_id=order_id).update(status="failed")
     _warm(api)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         response = api.call("POST", f"orders/{order_id}/sms/", raw="")
     assert response.status_code == 202, response.content

@@ -11,14 +11,22 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from backend.commands.models import Customer, Order, SmsNotification
+from backend.commands import webhooks
+from backend.commands.models import (
+    Customer,
+    Order,
+    SmsNotification,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from tests.factories import make_customer, make_order
 
 pytestmark = pytest.mark.django_db
 
-SCOPES = ("customers:read", "customers:write", "orders:read", "orders:write")
+SCOPES = ("customers:read", "customers:write", "orders:read", "orders:write", "webhooks:manage")
 
 NEW_CUSTOMER = {"name": "Amina Otieno", "code": "AO-77", "phone_number": "+254722000777"}
+NEW_WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["order.created"]}
 
 # (method, path template, body, required scope, success status)
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, int]] = [
@@ -38,21 +46,32 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, int]] = [
     ("GET", "orders/", None, "orders:read", 200),
     ("GET", "orders/{order}/", None, "orders:read", 200),
     ("POST", "orders/{order}/sms/", None, "orders:write", 202),
+    ("POST", "webhooks/", NEW_WEBHOOK, "webhooks:manage", 201),
+    ("GET", "webhooks/", None, "webhooks:manage", 200),
+    ("GET", "webhooks/{hook}/", None, "webhooks:manage", 200),
+    ("DELETE", "webhooks/{hook}/", None, "webhooks:manage", 204),
+    ("POST", "webhooks/{hook}/ping/", {}, "webhooks:manage", 202),
 ]
 
 
 @pytest.fixture
-def world() -> dict[str, int]:
+def world(settings) -> dict[str, int]:
+    settings.WEBHOOKS_ALLOW_PRIVATE = True  # the loopback URL above
     customer = make_customer(name="Jane Doe")
     order = make_order(customer)
     SmsNotification.objects.filter(order_id=order).update(status="failed")  # so it can be re-sent
-    return {"customer": customer, "spare": make_customer(), "order": order}
+    hook = webhooks.create_webhook_endpoint(
+        webhooks.CreateWebhookEndpoint(url="http://127.0.0.1:9/h", events=["customer.created"])
+    )
+    return {"customer": customer, "spare": make_customer(), "order": order, "hook": hook}
 
 
 def snapshot() -> tuple:
     customers = tuple(Customer.objects.order_by("id").values_list("id", "name", "code"))
     orders = tuple(Order.objects.order_by("id").values_list("id", "item", "amount"))
-    return customers, orders
+    hooks = tuple(WebhookEndpoint.objects.order_by("id").values_list("id", "url", "deleted_at"))
+    events = WebhookDelivery.objects.count()
+    return customers, orders, hooks, events
 
 
 def call(client: Client, method: str, path: str, body: Any, world: dict[str, int], headers: dict):

@@ -23,3 +23,8 @@ HOUSEKEEPING_INTERVAL_SECONDS = float(os.environ.get("DUKA_TEST_HOUSEKEEPING_SEC
 # Dramatiq's own redelivery of a dead worker's messages, shortened to test time.
 DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS = float(os.environ.get("DUKA_TEST_HEARTBEAT_SECONDS", "2"))
 DRAMATIQ_MAINTENANCE_CHANCE = 1_000_000
+# Webhooks: receivers are loopback servers; short lease and backoff for the kill tests.
+WEBHOOKS_ALLOW_PRIVATE = True
+WEBHOOK_CLAIM_LEASE_SECONDS = float(os.environ.get("DUKA_TEST_CLAIM_LEASE_SECONDS", "3"))
+WEBHOOK_RETRY_BASE_SECONDS = 0.1
+WEBHOOK_DEADLINE_SECONDS = float(os.environ.get("DUKA_TEST_WEBHOOK_DEADLINE_SECONDS", "15"))

@@ -1,0 +1,215 @@
+"""Outgoing webhook HTTP: the SSRF rules and one bounded POST (contract section 9).
+
+* `check_url` is the create-time rule: `https`, and every address the host resolves to is a
+  public one (not loopback, private, link-local, shared, reserved, multicast or a cloud metadata
+  address). `WEBHOOKS_ALLOW_PRIVATE=1` allows `http` and any address (development and tests).
+* `post` resolves the host again, applies the same rule to the addresses it is about to use,
+  and connects to one of *those* addresses (TLS still verifies the certificate for the host
+  name), so a name that re-resolves to 127.0.0.1 after the check (DNS rebinding) is refused.
+  No redirect is followed (http.client never does), the response body read is bounded, and a
+  watchdog shuts the socket down when the total deadline passes, so a receiver that trickles
+  bytes cannot stretch an attempt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
+
+from django.conf import settings
+
+# Metadata services that are not already outside the global address space.
+_METADATA = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+    ipaddress.ip_address("192.0.0.192"),
+}
+USER_AGENT = "Duka-Webhooks/1"
+
+
+class UnsafeUrl(ValueError):
+    """The URL is not one we may call (scheme, host, or an address it resolves to)."""
+
+
+class DeliveryError(Exception):
+    """The attempt did not get an HTTP answer (connection, TLS, timeout, deadline, refused)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    status: int
+    body: bytes  # at most WEBHOOK_RESPONSE_MAX_BYTES
+
+
+def allow_private() -> bool:
+    return bool(settings.WEBHOOKS_ALLOW_PRIVATE)
+
+
+def address_refusal(address: str) -> str | None:
+    """Why `address` may not be called, or None when it is a public address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in _METADATA:
+        return "a cloud metadata address"
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_private:
+        return "a private address"
+    if not ip.is_global or ip.is_multicast:
+        return "not a public address"
+    return None
+
+
+def _parts(url: str, *, private_ok: bool) -> SplitResult:
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise UnsafeUrl("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise UnsafeUrl(f"not a valid URL ({exc})") from None
+    allowed = ("https", "http") if private_ok else ("https",)
+    if parts.scheme not in allowed:
+        raise UnsafeUrl("must be an https URL")
+    if not parts.hostname:
+        raise UnsafeUrl("must name a host")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeUrl("must not carry credentials")
+    if parts.fragment:
+        raise UnsafeUrl("must not have a fragment")
+    return parts
+
+
+def _port(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def resolve(parts: SplitResult, *, private_ok: bool) -> list[str]:
+    """The addresses to connect to; raises UnsafeUrl when any of them is refused (a name with
+    one private address among public ones is refused as a whole: we cannot choose for the OS)."""
+    try:
+        infos = socket.getaddrinfo(
+            parts.hostname, _port(parts), type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeUrl(f"host {parts.hostname!r} does not resolve ({exc})") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not private_ok:
+        for address in addresses:
+            why = address_refusal(address)
+            if why is not None:
+                raise UnsafeUrl(f"host {parts.hostname!r} resolves to {address}, {why}")
+    return addresses
+
+
+def check_url(url: str) -> None:
+    """The create-time rule; raises UnsafeUrl with a reason fit for a 422."""
+    private_ok = allow_private()
+    parts = _parts(url, private_ok=private_ok)
+    if not private_ok:
+        resolve(parts, private_ok=False)
+
+
+class _PinnedConnection(http.client.HTTPSConnection):
+    """Connects to an address chosen (and checked) beforehand, never to a fresh resolution.
+    Certificates are verified for the URL's host name (SNI and hostname check)."""
+
+    def __init__(
+        self, parts: SplitResult, address: str, timeout: float, context: ssl.SSLContext | None
+    ) -> None:
+        super().__init__(parts.hostname or "", _port(parts), timeout=timeout, context=context)
+        self._address = address
+        self._tls = parts.scheme == "https"
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), timeout=self.timeout)
+        if self._tls:
+            self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+        else:
+            self.sock = raw
+
+
+def post(url: str, *, body: bytes, headers: dict[str, str]) -> Answer:
+    """One POST within WEBHOOK_DEADLINE_SECONDS in total. Raises UnsafeUrl (the address is
+    refused now) or DeliveryError (no answer)."""
+    deadline = float(settings.WEBHOOK_DEADLINE_SECONDS)
+    started = time.monotonic()
+    private_ok = allow_private()
+    parts = _parts(url, private_ok=private_ok)
+    addresses = resolve(parts, private_ok=private_ok)
+    context = ssl.create_default_context() if parts.scheme == "https" else None
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    last: Exception | None = None
+    for address in addresses:
+        left = deadline - (time.monotonic() - started)
+        if left <= 0:
+            break
+        conn = _PinnedConnection(
+            parts,
+            address,
+            timeout=min(float(settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS), left),
+            context=context,
+        )
+        try:
+            conn.connect()
+        except OSError as exc:
+            last = exc
+            conn.close()
+            continue
+        return _exchange(conn, path, body, headers, deadline - (time.monotonic() - started))
+    raise DeliveryError(
+        f"cannot connect to {parts.hostname}: {last}" if last else "deadline passed"
+    )
+
+
+def _exchange(
+    conn: _PinnedConnection, path: str, body: bytes, headers: dict[str, str], left: float
+) -> Answer:
+    expired = threading.Event()
+
+    def cut_off() -> None:
+        expired.set()
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(max(left, 0.0), cut_off)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        if conn.sock is not None:
+            conn.sock.settimeout(max(left, 0.001))
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={**headers, "User-Agent": USER_AGENT, "Connection": "close"},
+        )
+        response = conn.getresponse()
+        data = b""
+        if not 200 <= response.status < 300:
+            # Only for the error message; a 2xx is a success whatever its body does.
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                data = response.read(int(settings.WEBHOOK_RESPONSE_MAX_BYTES))
+        return Answer(status=response.status, body=data)
+    except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            raise DeliveryError(
+                f"no complete answer within {settings.WEBHOOK_DEADLINE_SECONDS:g} s"
+            ) from None
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        watchdog.cancel()
+        conn.close()

@@ -1,0 +1,71 @@
+"""Webhook endpoint reads (`webhook_endpoints`, written by `backend.commands.webhooks`).
+
+Plain SQL over the table, so this package never imports the write side's models. Reads go to
+the primary (the default connection): an endpoint is read back right after it is created.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from backend.errors import BadRequest, NotFound
+from backend.queries.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+from backend.queries.sql import fetch, sqlite_converters
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpointRead:
+    id: int
+    url: str
+    events: list[str]
+    description: str
+    enabled: bool
+    disabled_reason: str | None
+    created_at: datetime
+    last_attempt_at: datetime | None
+    last_error: str | None
+
+
+_SELECT = (
+    'SELECT "id", "url", "events", "description", "enabled", "disabled_reason", "created_at", '
+    '"last_attempt_at", "last_error" FROM "webhook_endpoints" WHERE "deleted_at" IS NULL'
+)
+_CONVERTERS = sqlite_converters(WebhookEndpointRead)
+
+
+def _read(row: tuple[Any, ...]) -> WebhookEndpointRead:
+    values = list(row)
+    if isinstance(values[2], str | bytes):
+        values[2] = json.loads(values[2])
+    values[4] = bool(values[4])
+    values[5] = values[5] or None  # "" in the table: not disabled
+    values[8] = values[8] or None
+    return WebhookEndpointRead(*values)
+
+
+def get_webhook_endpoint(endpoint_id: int) -> WebhookEndpointRead:
+    rows = fetch(_SELECT + ' AND "id" = %s', [endpoint_id], _CONVERTERS)
+    if not rows:
+        raise NotFound(f"Webhook endpoint {endpoint_id} does not exist.")
+    return _read(rows[0])
+
+
+def list_webhook_endpoints(
+    *, cursor: str | None = None, limit: int = DEFAULT_LIMIT
+) -> Page[WebhookEndpointRead]:
+    """Endpoints by ascending id (deleted ones are gone)."""
+    params: list[object] = []
+    sql = _SELECT
+    if cursor is not None:
+        key = decode_cursor(cursor, "webhooks", {})
+        if len(key) != 1 or not isinstance(key[0], int):
+            raise BadRequest("The cursor is malformed.")
+        sql += ' AND "id" > %s'
+        params.append(key[0])
+    rows = fetch(sql + ' ORDER BY "id" LIMIT %s', [*params, limit + 1], _CONVERTERS)
+    items = [_read(row) for row in rows[:limit]]
+    next_cursor = encode_cursor("webhooks", {}, [items[-1].id]) if len(rows) > limit else None
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,225 @@
+"""Webhook endpoints through the API (contract section 9), and the event rows each change
+writes in its own transaction."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import transaction
+
+from backend.commands import customers, webhooks
+from backend.commands.models import WebhookDelivery, WebhookEndpoint
+from backend.errors import DuplicateCode
+
+pytestmark = pytest.mark.django_db
+
+LOOPBACK = "http://127.0.0.1:9/hooks"
+
+
+@pytest.fixture
+def private_ok(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    return settings
+
+
+def create(api, url: str = LOOPBACK, events=("order.created",), **extra):
+    return api.post("webhooks/", {"url": url, "events": list(events), **extra})
+
+
+def test_create_shows_the_secret_once(api, private_ok):
+    response = create(api, description="ERP", events=["order.created", "customer.deleted"])
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["secret"].startswith("whsec_")
+    assert len(body["secret"]) > 40
+    assert response["Location"] == f"/api/v1/webhooks/{body['id']}/"
+    assert response["Cache-Control"] == "no-store"
+    assert body["url"] == LOOPBACK
+    assert body["events"] == ["order.created", "customer.deleted"]
+    assert body["description"] == "ERP"
+    assert body["enabled"] is True
+    assert body["disabled_reason"] is None
+    assert body["last_attempt_at"] is None
+    assert body["last_error"] is None
+    assert body["created_at"].endswith("Z")
+
+    shown = api.get(f"webhooks/{body['id']}/").json()
+    assert "secret" not in shown
+    assert shown == {k: v for k, v in body.items() if k != "secret"}
+    listed = api.get("webhooks/").json()
+    assert listed["items"] == [shown]
+    assert listed["next_cursor"] is None
+
+
+def test_list_pages_by_id(api, private_ok):
+    ids = [create(api).json()["id"] for _ in range(3)]
+    first = api.get("webhooks/?limit=2").json()
+    assert [item["id"] for item in first["items"]] == ids[:2]
+    second = api.get(f"webhooks/?limit=2&cursor={first['next_cursor']}").json()
+    assert [item["id"] for item in second["items"]] == ids[2:]
+    assert second["next_cursor"] is None
+    assert api.get("webhooks/?cursor=forged").status_code == 400
+
+
+def test_delete_then_404(api, private_ok):
+    hook_id = create(api).json()["id"]
+    assert api.call("DELETE", f"webhooks/{hook_id}/").status_code == 204
+    assert api.get(f"webhooks/{hook_id}/").status_code == 404
+    assert api.call("DELETE", f"webhooks/{hook_id}/").status_code == 404
+    assert api.post(f"webhooks/{hook_id}/ping/", {}).status_code == 404
+    assert api.get("webhooks/").json()["items"] == []
+
+
+def test_ping_queues_a_ping_event(api, private_ok):
+    hook_id = create(api).json()["id"]
+    response = api.post(f"webhooks/{hook_id}/ping/", {})
+    assert response.status_code == 202
+    [row] = WebhookDelivery.objects.all()
+    assert row.event_id == response.json()["event_id"]
+    assert json.loads(row.body)["type"] == "webhook.ping"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": LOOPBACK, "events": ["order.shipped"]}, "events"),
+        ({"url": LOOPBACK, "events": []}, "events"),
+        ({"url": LOOPBACK}, "events"),
+        ({"events": ["order.created"]}, "url"),
+        ({"url": LOOPBACK, "events": ["order.created"], "secret": "mine"}, "secret"),
+        ({"url": "ftp://example.com/x", "events": ["order.created"]}, "url"),
+        ({"url": "http://user:pw@127.0.0.1/x", "events": ["order.created"]}, "url"),
+        ({"url": "http://127.0.0.1:99999/x", "events": ["order.created"]}, "url"),
+    ],
+)
+def test_invalid_bodies_are_422_and_create_nothing(api, private_ok, body, field):
+    response = api.post("webhooks/", body)
+    assert response.status_code == 422, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert any(field in error["loc"] for error in response.json()["errors"])
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://127.0.0.1/hooks", "loopback"),
+        ("https://[::1]/hooks", "loopback"),
+        ("https://10.1.2.3/hooks", "private"),
+        ("https://192.168.0.10/hooks", "private"),
+        ("https://169.254.169.254/latest/meta-data/", "metadata"),
+        ("https://localhost/hooks", "loopback"),  # a name that resolves to 127.0.0.1
+        ("http://93.184.215.14/hooks", "https"),
+        ("https://no-such-host.invalid/hooks", "does not resolve"),
+    ],
+)
+def test_ssrf_refusals_without_the_opt_in(api, url, why):
+    response = create(api, url=url)
+    assert response.status_code == 422, response.content
+    detail = response.json()["errors"][0]["msg"]
+    assert why in detail
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/hooks",
+        "http://10.1.2.3/hooks",
+        "http://169.254.169.254/x",
+        "http://localhost:8080/hooks",
+    ],
+)
+def test_private_addresses_are_accepted_with_the_opt_in(api, private_ok, url):
+    assert create(api, url=url).status_code == 201
+
+
+def test_a_public_address_is_accepted_without_the_opt_in(api):
+    # An address literal: nothing to resolve, so no network is needed.
+    assert create(api, url="https://93.184.215.14/hooks").status_code == 201
+
+
+def test_the_scope_is_required(client, auth_headers, private_ok):
+    response = client.get("/api/v1/webhooks/", **auth_headers("orders:read", "orders:write"))
+    assert response.status_code == 403
+    assert 'scope="webhooks:manage"' in response["WWW-Authenticate"]
+
+
+# --- Event rows ---------------------------------------------------------------------------------
+
+
+def events_of(endpoint_id: int) -> list[dict]:
+    return [
+        json.loads(row.body)
+        for row in WebhookDelivery.objects.filter(endpoint_id=endpoint_id).order_by("pk")
+    ]
+
+
+def test_each_change_writes_the_resource_as_the_api_shows_it(api, private_ok):
+    everything = create(
+        api,
+        events=["customer.created", "customer.updated", "customer.deleted", "order.created"],
+    ).json()["id"]
+    orders_only = create(api, events=["order.created"]).json()["id"]
+
+    customer = api.post(
+        "customers/", {"name": "Jane", "code": "J-1", "phone_number": "0712345678"}
+    ).json()
+    updated = api.call("PATCH", f"customers/{customer['id']}/", {"name": "Jane W"}).json()
+    order = api.post(
+        "orders/", {"customer_id": customer["id"], "item": "Sugar", "amount": 120.5}
+    ).json()
+    spare = api.post(
+        "customers/", {"name": "Spare", "code": "S-1", "phone_number": "0712345679"}
+    ).json()
+    assert api.call("DELETE", f"customers/{spare['id']}/").status_code == 204
+
+    got = events_of(everything)
+    assert [e["type"] for e in got] == [
+        "customer.created",
+        "customer.updated",
+        "order.created",
+        "customer.created",
+        "customer.deleted",
+    ]
+    assert got[0]["data"] == customer
+    assert got[1]["data"] == updated
+    # The API's answer may already show a later SMS status; everything else is the same.
+    assert got[2]["data"] == {**order, "sms_status": "pending", "sms_error": None}
+    assert got[3]["data"] == spare
+    assert got[4]["data"] == spare
+    assert all(e["timestamp"].endswith("Z") for e in got)
+    assert [e["type"] for e in events_of(orders_only)] == ["order.created"]
+    rows = WebhookDelivery.objects.filter(event_type="order.created")
+    assert len({row.event_id for row in rows}) == 1  # one id per event, whatever the endpoint
+
+
+def test_rolled_back_changes_write_no_event(api, private_ok):
+    hook_id = create(api, events=["customer.created", "order.created"]).json()["id"]
+    api.post("customers/", {"name": "A", "code": "DUP", "phone_number": "0712345678"})
+    before = WebhookDelivery.objects.count()
+
+    duplicate = api.post("customers/", {"name": "B", "code": "dup", "phone_number": "0712345670"})
+    assert duplicate.status_code == 409
+    unknown = api.post("orders/", {"customer_id": 999999, "item": "X", "amount": 1})
+    assert unknown.status_code == 422
+    with pytest.raises(DuplicateCode):
+        customers.create_customer(
+            customers.CreateCustomer(name="C", code="DUP", phone_number="0712345671")
+        )
+
+    class Boom(Exception):
+        pass
+
+    @transaction.atomic
+    def change_that_fails() -> None:
+        assert webhooks.record_event("customer.created", subject="customer:0", data={"id": 0})
+        raise Boom
+
+    with pytest.raises(Boom):
+        change_that_fails()
+
+    assert WebhookDelivery.objects.count() == before == 1
+    assert WebhookDelivery.objects.get().endpoint_id == hook_id
