@@ -1,4 +1,4 @@
-"""The alert rules and panel queries docs/webhooks.md proposes for the chart ("For the chart"):
+"""The alert rules and panel queries docs/webhooks.md offers beyond the chart ("Alerts and dashboard"):
 valid for promtool, and the alerts fire on a backlog, on failures and on given-up events, and
 stay quiet when deliveries are healthy (promtool's rule unit tests)."""
 
@@ -16,7 +16,7 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
 
 
 def chart_section() -> str:
-    return DOC.read_text().split("## For the chart", 1)[1]
+    return DOC.read_text().split("## Alerts and dashboard", 1)[1]
 
 
 def promtool(*args: str, cwd: Path) -> None:
