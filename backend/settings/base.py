@@ -332,6 +332,8 @@ SMS_CLAIM_LEASE_SECONDS: float = 75.0
 
 # Dispatcher (the only publisher): woken by NOTIFY on commit, polling as the fallback.
 OUTBOX_POLL_SECONDS: float = 1.0
+# After a NOTIFY, gather the commits of this long into one pass (latency for throughput).
+OUTBOX_COALESCE_SECONDS: float = 0.05
 OUTBOX_BATCH_SIZE: int = 200
 # A published row still pending after this long is checked against the broker: re-published
 # only when its message is no longer there (lost), never because the queue is long.
