@@ -17,7 +17,6 @@ import logging
 import random
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -28,8 +27,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backend import projections
-from backend.commands import webhooks
+from backend.commands import publishing, webhooks
 from backend.commands.models import EarlyDeliveryReport, SmsNotification, SmsStatus
+from backend.commands.publishing import (  # noqa: F401 - PublishError: what publish_due raises
+    Publish,
+    PublishError,
+    StillQueued,
+)
 from backend.errors import SmsNotFailed
 from backend.integrations.africastalking import ReportOutcome, classify_report_status
 from backend.notifications.sms_text import compose_message
@@ -79,95 +83,22 @@ def _unclaimed_and_due(now: datetime) -> Q:
     )
 
 
-class PublishError(Exception):
-    """The broker refused a message; the rows published before it are recorded."""
-
-    def __init__(self, published: int, cause: Exception) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}")
-        self.published = published
-        self.cause = cause
-
-
-Publish = Callable[[int, str], str]  # (row id, request id) -> the message's id in the broker
-
-
-def _publish_rows(
-    rows: list[SmsNotification], publish: Publish, now: datetime
-) -> tuple[int, Exception | None]:
-    """Hand each row to the broker and record it; stops at the first broker error and returns
-    it, so the caller commits what was published before raising."""
-    done = 0
-    error: Exception | None = None
-    for row in rows:
-        try:
-            row.broker_message_id = publish(row.pk, row.request_id)[:64]
-        except Exception as exc:  # any broker failure: the row stays unpublished
-            error = exc
-            break
-        row.enqueued_at = now
-        done += 1
-    if done:
-        SmsNotification.objects.bulk_update(rows[:done], ["enqueued_at", "broker_message_id"])
-    return done, error
-
-
 def publish_due(*, publish: Publish, limit: int) -> int:
     """Publish due rows that have no message yet; returns how many. `publish` enqueues the
     message and returns its broker id. Several dispatchers share the rows (SKIP LOCKED)."""
-    now = timezone.now()
-    with transaction.atomic():
-        rows = list(
-            SmsNotification.objects.select_for_update(skip_locked=True)
-            .filter(_unclaimed_and_due(now), enqueued_at__isnull=True)
-            .order_by("pk")
-            .only("pk", "enqueued_at", "broker_message_id", "request_id")[:limit]
-        )
-        done, error = _publish_rows(rows, publish, now)
-    if error is not None:
-        raise PublishError(done, error)
-    return done
+    due = SmsNotification.objects.filter(
+        _unclaimed_and_due(timezone.now()), enqueued_at__isnull=True
+    )
+    return publishing.publish_due(due, publish=publish, limit=limit)
 
 
-def republish_lost(
-    *,
-    publish: Publish,
-    still_queued: Callable[[list[tuple[str, datetime]]], set[str]],
-    limit: int,
-) -> tuple[int, int]:
-    """Re-publish due rows whose message the broker no longer has; returns (checked, lost).
-
-    A row published more than the grace period ago and still pending, unclaimed and due is
-    either still waiting in a long queue, or its message was lost (broker restarted, message
-    dead-lettered, worker skipped it). `still_queued` asks the broker which of those messages it
-    still holds: those rows are left alone (their `enqueued_at` is refreshed, so the next pass
-    checks other rows), so a backlog never grows with duplicates. The rest are published again."""
-    now = timezone.now()
-    cutoff = now - _seconds("OUTBOX_REDELIVERY_GRACE_SECONDS")
-    with transaction.atomic():
-        rows = list(
-            SmsNotification.objects.select_for_update(skip_locked=True)
-            .filter(_unclaimed_and_due(now), enqueued_at__lte=cutoff)
-            .order_by("enqueued_at", "pk")
-            .only("pk", "enqueued_at", "broker_message_id", "request_id")[:limit]
-        )
-        if not rows:
-            return 0, 0
-        queued = still_queued([(row.broker_message_id, row.enqueued_at) for row in rows])
-        waiting = [row.pk for row in rows if row.broker_message_id in queued]
-        lost = [row for row in rows if row.broker_message_id not in queued]
-        if waiting:
-            SmsNotification.objects.filter(pk__in=waiting).update(enqueued_at=now)
-        done, error = _publish_rows(lost, publish, now)
-    if lost:
-        logger.warning(
-            "Outbox: %d of %d published SMS message(s) were no longer in the broker; %d published again",
-            len(lost),
-            len(rows),
-            done,
-        )
-    if error is not None:
-        raise PublishError(done, error)
-    return len(rows), len(lost)
+def republish_lost(*, publish: Publish, still_queued: StillQueued, limit: int) -> tuple[int, int]:
+    """Re-publish due rows whose message the broker no longer holds; returns (checked, lost)
+    (see `backend.commands.publishing.republish_lost`)."""
+    published = SmsNotification.objects.filter(_unclaimed_and_due(timezone.now()))
+    return publishing.republish_lost(
+        published, publish=publish, still_queued=still_queued, limit=limit, what="SMS"
+    )
 
 
 # --- Claims and outcomes (called by the SMS actor) ----------------------------------------------

@@ -29,8 +29,14 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from backend.commands import publishing
 from backend.commands.models import WebhookDelivery, WebhookEndpoint
 from backend.commands.models import WebhookDeliveryStatus as Status
+from backend.commands.publishing import (  # noqa: F401 - PublishError: what publish_due raises
+    Publish,
+    PublishError,
+    StillQueued,
+)
 from backend.errors import InvalidField, NotFound
 from backend.integrations.webhooks import UnsafeUrl, check_url
 from backend.notifications import events
@@ -38,8 +44,6 @@ from backend.observability.context import current_request_id
 from backend.queries.models import CustomerView, OrderView
 
 logger = logging.getLogger(__name__)
-
-Publish = Callable[[int, str], str]  # (row id, request id) -> the message's id in the broker
 
 
 def _seconds(name: str) -> timedelta:
@@ -235,89 +239,22 @@ def _earlier_pending() -> Exists:
     )
 
 
-class PublishError(Exception):
-    """The broker refused a message; the rows published before it are recorded."""
-
-    def __init__(self, published: int, cause: Exception) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}")
-        self.published = published
-        self.cause = cause
-
-
-def _publish_rows(
-    rows: list[WebhookDelivery], publish: Publish, now: datetime
-) -> tuple[int, Exception | None]:
-    done = 0
-    error: Exception | None = None
-    for row in rows:
-        try:
-            row.broker_message_id = publish(row.pk, row.request_id)[:64]
-        except Exception as exc:  # any broker failure: the row stays unpublished
-            error = exc
-            break
-        row.enqueued_at = now
-        done += 1
-    if done:
-        WebhookDelivery.objects.bulk_update(rows[:done], ["enqueued_at", "broker_message_id"])
-    return done, error
-
-
-_PUBLISH_FIELDS = ("pk", "enqueued_at", "broker_message_id", "request_id")
-
-
 def publish_due(*, publish: Publish, limit: int) -> int:
     """Publish due rows that have no message yet (and no older pending row of their subject);
     returns how many. Several dispatchers share the rows (SKIP LOCKED)."""
-    now = timezone.now()
-    with transaction.atomic():
-        rows = list(
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(_unclaimed_and_due(now), enqueued_at__isnull=True)
-            .exclude(_earlier_pending())
-            .order_by("pk")
-            .only(*_PUBLISH_FIELDS)[:limit]
-        )
-        done, error = _publish_rows(rows, publish, now)
-    if error is not None:
-        raise PublishError(done, error)
-    return done
+    due = WebhookDelivery.objects.filter(
+        _unclaimed_and_due(timezone.now()), enqueued_at__isnull=True
+    ).exclude(_earlier_pending())
+    return publishing.publish_due(due, publish=publish, limit=limit)
 
 
-def republish_lost(
-    *,
-    publish: Publish,
-    still_queued: Callable[[list[tuple[str, datetime]]], set[str]],
-    limit: int,
-) -> tuple[int, int]:
+def republish_lost(*, publish: Publish, still_queued: StillQueued, limit: int) -> tuple[int, int]:
     """As `outbox.republish_lost`: rows published more than the grace ago and still due are
     published again only when the broker no longer holds their message."""
-    now = timezone.now()
-    cutoff = now - _seconds("OUTBOX_REDELIVERY_GRACE_SECONDS")
-    with transaction.atomic():
-        rows = list(
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(_unclaimed_and_due(now), enqueued_at__lte=cutoff)
-            .order_by("enqueued_at", "pk")
-            .only(*_PUBLISH_FIELDS)[:limit]
-        )
-        if not rows:
-            return 0, 0
-        queued = still_queued([(row.broker_message_id, row.enqueued_at) for row in rows])
-        waiting = [row.pk for row in rows if row.broker_message_id in queued]
-        lost = [row for row in rows if row.broker_message_id not in queued]
-        if waiting:
-            WebhookDelivery.objects.filter(pk__in=waiting).update(enqueued_at=now)
-        done, error = _publish_rows(lost, publish, now)
-    if lost:
-        logger.warning(
-            "Outbox: %d of %d published webhook message(s) were no longer in the broker; %d published again",
-            len(lost),
-            len(rows),
-            done,
-        )
-    if error is not None:
-        raise PublishError(done, error)
-    return len(rows), len(lost)
+    published = WebhookDelivery.objects.filter(_unclaimed_and_due(timezone.now()))
+    return publishing.republish_lost(
+        published, publish=publish, still_queued=still_queued, limit=limit, what="webhook"
+    )
 
 
 def purge_finished() -> int:

@@ -1,0 +1,110 @@
+"""Publishing outbox rows, shared by every channel (SMS notifications, webhook deliveries).
+
+A channel's rows carry `enqueued_at`, `broker_message_id` and `request_id`. The dispatcher passes
+a `publish(row_id, request_id) -> broker message id` callable, so this module never imports the
+broker. Rows are taken with `FOR UPDATE SKIP LOCKED`, so several dispatchers share them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[int, str], str]  # (row id, request id) -> the message's id in the broker
+StillQueued = Callable[[list[tuple[str, datetime]]], set[str]]
+_FIELDS = ("pk", "enqueued_at", "broker_message_id", "request_id")
+
+
+class PublishError(Exception):
+    """The broker refused a message; the rows published before it are recorded."""
+
+    def __init__(self, published: int, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.published = published
+        self.cause = cause
+
+
+def _locked(rows: models.QuerySet) -> models.QuerySet:
+    return rows.select_for_update(skip_locked=True, of=("self",)).only(*_FIELDS)
+
+
+def _publish_rows(
+    rows: list[models.Model], publish: Publish, now: datetime
+) -> tuple[int, Exception | None]:
+    """Hand each row to the broker and record it; stops at the first broker error and returns
+    it, so the caller commits what was published before raising."""
+    done = 0
+    error: Exception | None = None
+    for row in rows:
+        try:
+            row.broker_message_id = publish(row.pk, row.request_id)[:64]
+        except Exception as exc:  # any broker failure: the row stays unpublished
+            error = exc
+            break
+        row.enqueued_at = now
+        done += 1
+    if done:
+        type(rows[0]).objects.bulk_update(rows[:done], ["enqueued_at", "broker_message_id"])
+    return done, error
+
+
+def publish_due(due: models.QuerySet, *, publish: Publish, limit: int) -> int:
+    """Publish the rows of `due` (the channel's rows that need a message now); returns how many."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(_locked(due).order_by("pk")[:limit])
+        done, error = _publish_rows(rows, publish, now)
+    if error is not None:
+        raise PublishError(done, error)
+    return done
+
+
+def republish_lost(
+    published: models.QuerySet,
+    *,
+    publish: Publish,
+    still_queued: StillQueued,
+    limit: int,
+    what: str,
+) -> tuple[int, int]:
+    """Re-publish rows of `published` (the channel's unclaimed, due rows) whose message the
+    broker no longer has; returns (checked, lost).
+
+    A row published more than the grace ago and still due is either waiting in a long queue or
+    its message was lost (broker restarted, message dead-lettered, worker skipped it).
+    `still_queued` asks the broker which messages it still holds: those rows are left alone
+    (their `enqueued_at` is refreshed, so the next pass checks other rows), so a backlog never
+    grows with duplicates. The rest are published again."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=float(settings.OUTBOX_REDELIVERY_GRACE_SECONDS))
+    with transaction.atomic():
+        rows = list(
+            _locked(published.filter(enqueued_at__lte=cutoff)).order_by("enqueued_at", "pk")[:limit]
+        )
+        if not rows:
+            return 0, 0
+        queued = still_queued([(row.broker_message_id, row.enqueued_at) for row in rows])
+        waiting = [row.pk for row in rows if row.broker_message_id in queued]
+        lost = [row for row in rows if row.broker_message_id not in queued]
+        if waiting:
+            published.model.objects.filter(pk__in=waiting).update(enqueued_at=now)
+        done, error = _publish_rows(lost, publish, now)
+    if lost:
+        logger.warning(
+            "Outbox: %d of %d published %s message(s) were no longer in the broker; "
+            "%d published again",
+            len(lost),
+            len(rows),
+            what,
+            done,
+        )
+    if error is not None:
+        raise PublishError(done, error)
+    return len(rows), len(lost)
