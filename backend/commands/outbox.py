@@ -23,7 +23,6 @@ from typing import Literal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from backend import projections
@@ -74,20 +73,11 @@ def add_sms(
 # --- Publishing (called by the dispatcher) ------------------------------------------------------
 
 
-def _unclaimed_and_due(now: datetime) -> Q:
-    skew = _seconds("SMS_CLOCK_SKEW_SECONDS")
-    return (
-        Q(status=SmsStatus.PENDING)
-        & (Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
-        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + skew))
-    )
-
-
 def publish_due(*, publish: Publish, limit: int) -> int:
     """Publish due rows that have no message yet; returns how many. `publish` enqueues the
     message and returns its broker id. Several dispatchers share the rows (SKIP LOCKED)."""
     due = SmsNotification.objects.filter(
-        _unclaimed_and_due(timezone.now()), enqueued_at__isnull=True
+        publishing.unclaimed_and_due(timezone.now()), enqueued_at__isnull=True
     )
     return publishing.publish_due(due, publish=publish, limit=limit)
 
@@ -95,7 +85,7 @@ def publish_due(*, publish: Publish, limit: int) -> int:
 def republish_lost(*, publish: Publish, still_queued: StillQueued, limit: int) -> tuple[int, int]:
     """Re-publish due rows whose message the broker no longer holds; returns (checked, lost)
     (see `backend.commands.publishing.republish_lost`)."""
-    published = SmsNotification.objects.filter(_unclaimed_and_due(timezone.now()))
+    published = SmsNotification.objects.filter(publishing.unclaimed_and_due(timezone.now()))
     return publishing.republish_lost(
         published, publish=publish, still_queued=still_queued, limit=limit, what="SMS"
     )

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,17 @@ class PublishError(Exception):
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.published = published
         self.cause = cause
+
+
+def unclaimed_and_due(now: datetime) -> Q:
+    """Pending rows no live claim holds whose next attempt is due (with the tolerated clock
+    difference between the host that scheduled it and this one)."""
+    skew = timedelta(seconds=float(settings.SMS_CLOCK_SKEW_SECONDS))
+    return (
+        Q(status="pending")
+        & (Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + skew))
+    )
 
 
 def _locked(rows: models.QuerySet) -> models.QuerySet:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from backend.commands import publishing
@@ -218,15 +218,6 @@ def record_customer_event(event_type: str, customer_id: int) -> int:
 # --- Publishing (called by the dispatcher) ------------------------------------------------------
 
 
-def _unclaimed_and_due(now: datetime) -> Q:
-    skew = _seconds("SMS_CLOCK_SKEW_SECONDS")
-    return (
-        Q(status=Status.PENDING)
-        & (Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
-        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + skew))
-    )
-
-
 def _earlier_pending() -> Exists:
     """An older pending event of the same subject for the same endpoint: this one waits."""
     return Exists(
@@ -243,7 +234,7 @@ def publish_due(*, publish: Publish, limit: int) -> int:
     """Publish due rows that have no message yet (and no older pending row of their subject);
     returns how many. Several dispatchers share the rows (SKIP LOCKED)."""
     due = WebhookDelivery.objects.filter(
-        _unclaimed_and_due(timezone.now()), enqueued_at__isnull=True
+        publishing.unclaimed_and_due(timezone.now()), enqueued_at__isnull=True
     ).exclude(_earlier_pending())
     return publishing.publish_due(due, publish=publish, limit=limit)
 
@@ -251,7 +242,7 @@ def publish_due(*, publish: Publish, limit: int) -> int:
 def republish_lost(*, publish: Publish, still_queued: StillQueued, limit: int) -> tuple[int, int]:
     """As `outbox.republish_lost`: rows published more than the grace ago and still due are
     published again only when the broker no longer holds their message."""
-    published = WebhookDelivery.objects.filter(_unclaimed_and_due(timezone.now()))
+    published = WebhookDelivery.objects.filter(publishing.unclaimed_and_due(timezone.now()))
     return publishing.republish_lost(
         published, publish=publish, still_queued=still_queued, limit=limit, what="webhook"
     )

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Literal, TypeVar
 
 import dramatiq
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError
 
 import backend.jobs.broker  # noqa: F401 - sets the global broker before the actor binds to it
 from backend.commands import outbox
@@ -30,28 +29,13 @@ from backend.integrations.africastalking import (
 )
 from backend.jobs.dispatcher import SMS_ACTOR, SMS_QUEUE
 from backend.jobs.metrics import SMS_NOTIFICATIONS, SMS_SEND_SECONDS
+from backend.jobs.recording import with_db_retries
 from backend.observability.jobs import set_job_outcome
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Result = Literal["sent", "retry", "failed", "skipped", "stale"]
-
-
-def _with_db_retries(record: Callable[[], T]) -> T:
-    """Recording an outcome right after the gateway call must not be lost to a database blip:
-    losing a `sent` would mean a second SMS once the claim lease expires. The claim lease is
-    sized to outlast these waits (settings: SMS_CLAIM_LEASE_SECONDS)."""
-    for delay in settings.SMS_RECORD_RETRY_DELAYS_SECONDS:
-        try:
-            return record()
-        except (OperationalError, InterfaceError) as exc:
-            logger.warning(
-                "Database error while recording an SMS outcome, retrying in %.1fs: %s", delay, exc
-            )
-            time.sleep(delay)
-            close_old_connections()
-    return record()
 
 
 def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Result:
@@ -71,8 +55,9 @@ def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Resul
             logger.exception("Unexpected error sending SMS notification %s", notification_id)
         error = str(exc) or type(exc).__name__
         reason = exc.reason if isinstance(exc, SmsError) else "InternalError"
-        outcome = _with_db_retries(
-            lambda: outbox.record_failure(claim, error=error, reason=reason, permanent=permanent)
+        outcome = with_db_retries(
+            lambda: outbox.record_failure(claim, error=error, reason=reason, permanent=permanent),
+            what="an SMS",
         )
         if outcome.kind == "stale":
             return "stale"
@@ -94,8 +79,9 @@ def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Resul
         )
         return "retry"
     SMS_SEND_SECONDS.observe(time.monotonic() - started)
-    recorded = _with_db_retries(
-        lambda: outbox.record_sent(claim, message_id=accepted.message_id, cost=accepted.cost)
+    recorded = with_db_retries(
+        lambda: outbox.record_sent(claim, message_id=accepted.message_id, cost=accepted.cost),
+        what="an SMS",
     )
     if recorded:
         SMS_NOTIFICATIONS.labels(status="sent").inc()

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 import dramatiq
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError
 from standardwebhooks.webhooks import Webhook
 
 import backend.jobs.broker  # noqa: F401 - sets the global broker before the actor binds to it
@@ -25,28 +24,13 @@ from backend.commands import webhooks as outbox
 from backend.integrations.webhooks import DeliveryError, UnsafeUrl, post
 from backend.jobs.dispatcher import WEBHOOK_ACTOR, WEBHOOK_QUEUE
 from backend.jobs.metrics import WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_SECONDS
+from backend.jobs.recording import with_db_retries
 from backend.observability.jobs import set_job_outcome
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Result = Literal["delivered", "retry", "failed", "skipped", "stale"]
-RECORD_RETRY_DELAYS_SECONDS = (0.5, 1.0, 2.0, 4.0)
-
-
-def _with_db_retries(record: Callable[[], T]) -> T:
-    """A database blip right after the POST must not lose the outcome (a lost `delivered`
-    means one more delivery after the lease, which receivers absorb, but a needless one)."""
-    for delay in RECORD_RETRY_DELAYS_SECONDS:
-        try:
-            return record()
-        except (OperationalError, InterfaceError) as exc:
-            logger.warning(
-                "Database error recording a webhook outcome, retry in %.1fs: %s", delay, exc
-            )
-            time.sleep(delay)
-            close_old_connections()
-    return record()
 
 
 def signed_headers(*, secret: str, event_id: str, body: bytes, now: datetime) -> dict[str, str]:
@@ -88,7 +72,7 @@ def deliver(delivery_id: int) -> Result:
     else:
         if 200 <= answer.status < 300:
             WEBHOOK_DELIVERY_SECONDS.observe(time.monotonic() - started)
-            if _with_db_retries(lambda: outbox.record_delivered(claim)):
+            if with_db_retries(lambda: outbox.record_delivered(claim), what="a webhook"):
                 WEBHOOK_DELIVERIES.labels(result="delivered").inc()
                 logger.info(
                     "Webhook %s (%s) delivered to endpoint %s",
@@ -101,7 +85,9 @@ def deliver(delivery_id: int) -> Result:
         gone = answer.status == 410
         error = _describe(answer.status, answer.body)
     WEBHOOK_DELIVERY_SECONDS.observe(time.monotonic() - started)
-    outcome = _with_db_retries(lambda: outbox.record_failure(claim, error=error, gone=gone))
+    outcome = with_db_retries(
+        lambda: outbox.record_failure(claim, error=error, gone=gone), what="a webhook"
+    )
     if outcome.kind == "stale":
         return "stale"
     WEBHOOK_DELIVERIES.labels(result=outcome.kind).inc()

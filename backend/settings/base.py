@@ -324,7 +324,7 @@ SMS_GATEWAY_READ_TIMEOUT_SECONDS: float = 10.0
 SMS_GATEWAY_DEADLINE_SECONDS: float = 15.0
 # Waits between attempts to record an outcome after a database error (losing a `sent` would
 # mean a second SMS).
-SMS_RECORD_RETRY_DELAYS_SECONDS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+OUTBOX_RECORD_RETRY_DELAYS_SECONDS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 # Dramatiq interrupts an attempt after this; the claim lease must outlast it plus one blocking
 # database statement, so no other worker can claim a row while its first attempt still runs.
 SMS_ACTOR_TIME_LIMIT_SECONDS: float = 60.0

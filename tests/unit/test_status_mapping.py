@@ -99,7 +99,7 @@ def test_lease_and_redelivery_defaults_meet_the_contract_bounds():
     # only thing the interrupt cannot break is one blocking database statement.
     assert base.SMS_ACTOR_TIME_LIMIT_SECONDS + statement <= base.SMS_CLAIM_LEASE_SECONDS
     # Inside the time limit: the whole gateway call, then every database retry of the record.
-    attempt = base.SMS_GATEWAY_DEADLINE_SECONDS + sum(base.SMS_RECORD_RETRY_DELAYS_SECONDS)
+    attempt = base.SMS_GATEWAY_DEADLINE_SECONDS + sum(base.OUTBOX_RECORD_RETRY_DELAYS_SECONDS)
     assert attempt + 2 * statement < base.SMS_ACTOR_TIME_LIMIT_SECONDS
     # The deadline covers a connect plus at least one full read timeout.
     assert base.SMS_GATEWAY_DEADLINE_SECONDS > base.SMS_GATEWAY_CONNECT_TIMEOUT_SECONDS + (

@@ -264,12 +264,14 @@ def test_housekeeping_purges_finished_deliveries_only(fast, receiver: Receiver):
     assert sorted(WebhookDelivery.objects.values_list("pk", flat=True)) == [second.pk, third.pk]
 
 
-def test_a_database_blip_while_recording_is_retried(fast, receiver: Receiver, monkeypatch):
+def test_a_database_blip_while_recording_is_retried(
+    fast, receiver: Receiver, monkeypatch, settings
+):
     from django.db import OperationalError
 
     from backend.jobs import webhooks as actor
 
-    monkeypatch.setattr(actor, "RECORD_RETRY_DELAYS_SECONDS", (0.01, 0.01))
+    settings.OUTBOX_RECORD_RETRY_DELAYS_SECONDS = (0.01, 0.01)
     endpoint(receiver.url, "customer.created")
     make_customer()
     [row] = WebhookDelivery.objects.all()
