@@ -25,4 +25,4 @@ def make_customer(
 
 
 def make_order(customer_id: int, *, item: str = "Widget", amount: str | Decimal = "10.00") -> int:
-    return place_order(PlaceOrder(customer_id=customer_id, item=item, amount=Decimal(amount)))
+    return place_order(PlaceOrder(customer_id=customer_id, item=item, amount=Decimal(amount))).id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Schema
@@ -19,6 +20,14 @@ from backend.commands.idempotency import (
 from backend.errors import BadRequest
 
 HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Created:
+    """What a command wrote, rendered from its own values: no read-back query for the body."""
+
+    resource_id: int
+    body: str
 
 
 def _created(body: str, location: str | None, *, replayed: bool, status: int) -> HttpResponse:
@@ -41,13 +50,20 @@ def create(
     *,
     endpoint: str,
     payload: Schema | None,
-    execute: Callable[[IdempotencyClaim | None], int],
+    execute: Callable[[IdempotencyClaim | None], int | Created],
     render: Callable[[int], str],
     location: Callable[[int], str] | None,
     status: int = 201,
 ) -> HttpResponse:
     """Run a command once per (subject, endpoint, key); repeats get the first response.
-    `payload` is what must match for a repeat (None: the endpoint's path says it all)."""
+    `payload` is what must match for a repeat (None: the endpoint's path says it all).
+    `execute` returns the new resource's id (`render` then reads it) or a `Created`."""
+
+    def run(claim: IdempotencyClaim | None) -> tuple[int, str]:
+        result = execute(claim)
+        if isinstance(result, Created):
+            return result.resource_id, result.body
+        return result, render(result)
 
     def respond(resource_id: int, body: str, *, replayed: bool) -> HttpResponse:
         where = location(resource_id) if location is not None else None
@@ -55,8 +71,8 @@ def create(
 
     raw_key = request.headers.get(HEADER)
     if raw_key is None:
-        resource_id = execute(None)
-        return respond(resource_id, render(resource_id), replayed=False)
+        resource_id, body = run(None)
+        return respond(resource_id, body, replayed=False)
     key = _valid_key(raw_key)
     fingerprint = hashlib.sha256(
         json.dumps(payload.model_dump(mode="json") if payload else {}, sort_keys=True).encode()
@@ -67,10 +83,9 @@ def create(
         body = outcome.body if outcome.body is not None else render(outcome.resource_id)
         return respond(outcome.resource_id, body, replayed=True)
     try:
-        resource_id = execute(outcome)
+        resource_id, body = run(outcome)
     except BaseException:
         release_claim(outcome)
         raise
-    body = render(resource_id)
     store_response(outcome, body)
     return respond(resource_id, body, replayed=False)

@@ -19,6 +19,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Literal
 
 from django.conf import settings
@@ -48,22 +49,24 @@ def _seconds(name: str) -> timedelta:
 # --- Writing the row (inside the order's transaction) -------------------------------------------
 
 
-def add_sms(
-    *, order_id: int, recipient: str, customer_name: str, item: str, amount_text: str
-) -> str:
+def order_sms_text(*, customer_name: str, order_id: int, item: str, amount: Decimal) -> str:
+    return compose_message(
+        customer_name=customer_name, order_id=order_id, item=item, amount_text=f"{amount:.2f}"
+    )
+
+
+def add_sms(*, order_id: int, recipient: str, text: str) -> str:
     """Record the order's SMS; returns its status for the read model.
 
     Precondition: runs inside the transaction that created the order. The dispatcher is woken
     by a NOTIFY that PostgreSQL sends when that transaction commits (trigger in migration 0003);
-    nothing here touches the broker."""
+    nothing here touches the broker. (`backend.commands.orders` writes the same row in SQL.)"""
     now = timezone.now()
     row = SmsNotification.objects.create(
         order_id=order_id,
         recipient=recipient,
         request_id=current_request_id() or "",
-        text=compose_message(
-            customer_name=customer_name, order_id=order_id, item=item, amount_text=amount_text
-        ),
+        text=text,
         created_at=now,
         updated_at=now,
     )

@@ -25,6 +25,22 @@ def _render(order_id: int) -> str:
     return rendering.dumps(rendering.order(queries.get_order(order_id)))
 
 
+def _created(order: commands.PlacedOrder) -> idempotency.Created:
+    """The 201 body from the values the command wrote (the same bytes a read-back gives)."""
+    view = queries.OrderRead(
+        id=order.id,
+        customer_id=order.customer_id,
+        customer_code=order.customer_code,
+        customer_name=order.customer_name,
+        item=order.item,
+        amount=order.amount,
+        time=order.time,
+        sms_status=order.sms_status,
+        sms_error=order.sms_error,
+    )
+    return idempotency.Created(order.id, rendering.dumps(rendering.order(view)))
+
+
 @router.post(
     "/", response={201: OrderOut}, auth=WRITE, throttle=write_limit, url_name="create_order"
 )
@@ -34,8 +50,8 @@ def place_order(request: HttpRequest, payload: OrderIn) -> HttpResponse:
         request,
         endpoint="orders.create",
         payload=payload,
-        execute=lambda claim: commands.place_order(
-            commands.PlaceOrder(**payload.dict()), idempotency=claim
+        execute=lambda claim: _created(
+            commands.place_order(commands.PlaceOrder(**payload.dict()), idempotency=claim)
         ),
         render=_render,
         location=_location,
