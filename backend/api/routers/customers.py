@@ -51,15 +51,14 @@ def list_customers(
     limit: Limit = 50,
 ) -> HttpResponse:
     """Customers by ascending id. `code` is an exact match and `search` a substring of name or code, both ignoring case."""
-    page = queries.list_customers(code=code, search=search, cursor=cursor, limit=limit)
-    return rendering.json_response(rendering.page(page, rendering.customer))
+    body = rendering.customer_page(code=code, search=search, cursor=cursor, limit=limit)
+    return rendering.text_response(body)
 
 
 @router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="get_customer")
 def get_customer(request: HttpRequest, customer_id: int) -> HttpResponse:
     """With a strong `ETag`; `If-None-Match` naming it is a 304 without a body."""
-    view = queries.get_customer(customer_id)
-    return conditional.representation(request, rendering.customer(view), etag(view))
+    return conditional.representation(request, *rendering.customer_document(customer_id))
 
 
 def _updated(customer_id: int) -> HttpResponse:

@@ -10,7 +10,6 @@ from backend.api.schemas.orders import OrderIn, OrderOut, OrderPage, SmsStatus
 from backend.api.throttling import write_limit
 from backend.commands import orders as commands
 from backend.queries import orders as queries
-from backend.queries.etags import etag
 
 router = Router(tags=["orders"])
 READ = require("orders:read")
@@ -54,7 +53,7 @@ def list_orders(
 ) -> HttpResponse:
     """Orders newest first. `since` is inclusive and `until` exclusive (RFC 3339);
     `sms_status=failed` lists the orders whose SMS needs attention (see `sms_error`)."""
-    page = queries.list_orders(
+    body = rendering.order_page(
         customer_id=customer_id,
         since=since,
         until=until,
@@ -62,15 +61,14 @@ def list_orders(
         cursor=cursor,
         limit=limit,
     )
-    return rendering.json_response(rendering.page(page, rendering.order))
+    return rendering.text_response(body)
 
 
 @router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="get_order")
 def get_order(request: HttpRequest, order_id: int) -> HttpResponse:
     """With a strong `ETag` (it changes with `sms_status`); `If-None-Match` naming it is a 304
     without a body: cheap polling."""
-    view = queries.get_order(order_id)
-    return conditional.representation(request, rendering.order(view), etag(view))
+    return conditional.representation(request, *rendering.order_document(order_id))
 
 
 @router.post(
