@@ -20,7 +20,6 @@ from django.http import HttpResponse
 
 from backend.queries import customers, documents, orders
 from backend.queries.customers import CustomerRead
-from backend.queries.etags import etag
 from backend.queries.orders import OrderRead
 from backend.queries.pagination import Page
 
@@ -85,24 +84,8 @@ def text_response(text: str, *, status: int = 200) -> HttpResponse:
     return HttpResponse(text, status=status, content_type=CONTENT_TYPE)
 
 
-# The four hot reads: PostgreSQL writes the JSON (`backend.queries.documents`); on SQLite (the
+# The hot pages: PostgreSQL writes the JSON (`backend.queries.documents`); on SQLite (the
 # quick start) the rows are rendered here, into the same bytes.
-
-
-def order_document(order_id: int) -> tuple[str, str]:
-    """`GET orders/{id}/`: the body and its ETag."""
-    if documents.available():
-        return documents.order(order_id)
-    view = orders.get_order(order_id)
-    return dumps(order(view)), etag(view)
-
-
-def customer_document(customer_id: int) -> tuple[str, str]:
-    """`GET customers/{id}/`: the body and its ETag."""
-    if documents.available():
-        return documents.customer(customer_id)
-    view = customers.get_customer(customer_id)
-    return dumps(customer(view)), etag(view)
 
 
 def order_page(**filters: Any) -> str:

@@ -58,7 +58,8 @@ def list_customers(
 @router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="get_customer")
 def get_customer(request: HttpRequest, customer_id: int) -> HttpResponse:
     """With a strong `ETag`; `If-None-Match` naming it is a 304 without a body."""
-    return conditional.representation(request, *rendering.customer_document(customer_id))
+    view = queries.get_customer(customer_id)
+    return conditional.representation(request, rendering.customer(view), etag(view))
 
 
 def _updated(customer_id: int) -> HttpResponse:
