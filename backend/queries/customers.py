@@ -40,15 +40,12 @@ def get_customer(customer_id: int) -> CustomerRead:
     return CustomerRead(*rows[0])
 
 
-def list_customers(
-    *,
-    code: str | None = None,
-    search: str | None = None,
-    cursor: str | None = None,
-    limit: int = DEFAULT_LIMIT,
-) -> Page[CustomerRead]:
-    """Customers by ascending id; `code` matches exactly and `search` as a substring, both ignoring case."""
-    filters = {"code": code, "search": search}
+def page_filter(
+    *, code: str | None = None, search: str | None = None, cursor: str | None = None
+) -> tuple[str, list[object], dict[str, object]]:
+    """The WHERE clause (may be empty) and its parameters of a page of customers, and the
+    filters its cursors are bound to. Shared with `backend.queries.documents`."""
+    filters: dict[str, object] = {"code": code, "search": search}
     where: list[str] = []
     params: list[object] = []
     if code is not None:
@@ -67,8 +64,19 @@ def list_customers(
             raise BadRequest("The cursor is malformed.")
         where.append('"id" > %s')
         params.append(key[0])
-    sql = (" WHERE " + " AND ".join(where) if where else "") + _BY_ID
-    rows = _READER.rows(sql, [*params, limit + 1])
+    return (" WHERE " + " AND ".join(where) if where else ""), params, filters
+
+
+def list_customers(
+    *,
+    code: str | None = None,
+    search: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[CustomerRead]:
+    """Customers by ascending id; `code` matches exactly and `search` as a substring, both ignoring case."""
+    where, params, filters = page_filter(code=code, search=search, cursor=cursor)
+    rows = _READER.rows(where + _BY_ID, [*params, limit + 1])
     items = [CustomerRead(*row) for row in rows[:limit]]
     next_cursor = encode_cursor("customers", filters, [items[-1].id]) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)

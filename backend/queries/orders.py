@@ -48,17 +48,17 @@ def _cursor_key(key: list[object]) -> tuple[datetime, int]:
     raise BadRequest("The cursor is malformed.")
 
 
-def list_orders(
+def page_filter(
     *,
     customer_id: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     sms_status: str | None = None,
     cursor: str | None = None,
-    limit: int = DEFAULT_LIMIT,
-) -> Page[OrderRead]:
-    """Orders by (time, id) descending; `since` inclusive, `until` exclusive."""
-    filters = {"customer_id": customer_id, "since": since, "until": until}
+) -> tuple[str, list[object], dict[str, object]]:
+    """The WHERE clause (may be empty) and its parameters of a page of orders, and the filters
+    its cursors are bound to. Shared with `backend.queries.documents` (the SQL-rendered page)."""
+    filters: dict[str, object] = {"customer_id": customer_id, "since": since, "until": until}
     if sms_status is not None:  # only then: cursors issued before the filter existed stay valid
         filters["sms_status"] = sms_status
     where: list[str] = []
@@ -81,8 +81,23 @@ def list_orders(
         # the rows that share its timestamp. A page costs the same at any depth.
         where.append('"time" <= %s AND ("time" < %s OR "id" < %s)')
         params += [time, time, last_id]
-    sql = (" WHERE " + " AND ".join(where) if where else "") + _NEWEST_FIRST
-    rows = _READER.rows(sql, [*params, limit + 1])
+    return (" WHERE " + " AND ".join(where) if where else ""), params, filters
+
+
+def list_orders(
+    *,
+    customer_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sms_status: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[OrderRead]:
+    """Orders by (time, id) descending; `since` inclusive, `until` exclusive."""
+    where, params, filters = page_filter(
+        customer_id=customer_id, since=since, until=until, sms_status=sms_status, cursor=cursor
+    )
+    rows = _READER.rows(where + _NEWEST_FIRST, [*params, limit + 1])
     items = [OrderRead(*row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

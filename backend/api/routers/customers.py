@@ -51,8 +51,8 @@ def list_customers(
     limit: Limit = 50,
 ) -> HttpResponse:
     """Customers by ascending id. `code` is an exact match and `search` a substring of name or code, both ignoring case."""
-    page = queries.list_customers(code=code, search=search, cursor=cursor, limit=limit)
-    return rendering.json_response(rendering.page(page, rendering.customer))
+    body = rendering.customer_page(code=code, search=search, cursor=cursor, limit=limit)
+    return rendering.text_response(body)
 
 
 @router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="get_customer")

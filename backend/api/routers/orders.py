@@ -70,7 +70,7 @@ def list_orders(
 ) -> HttpResponse:
     """Orders newest first. `since` is inclusive and `until` exclusive (RFC 3339);
     `sms_status=failed` lists the orders whose SMS needs attention (see `sms_error`)."""
-    page = queries.list_orders(
+    body = rendering.order_page(
         customer_id=customer_id,
         since=since,
         until=until,
@@ -78,7 +78,7 @@ def list_orders(
         cursor=cursor,
         limit=limit,
     )
-    return rendering.json_response(rendering.page(page, rendering.order))
+    return rendering.text_response(body)
 
 
 @router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="get_order")

@@ -1,0 +1,219 @@
+"""The list pages' JSON bodies, rendered by PostgreSQL (issue 11).
+
+A page of 50 customers spent most of its CPU in Python turning rows into text: psycopg parsing
+150 timestamps through Django's Python-level tz loader, `Decimal`s, then `isoformat()` and the
+JSON encoder. Here the SELECT writes each row's JSON text itself (the same bytes
+`backend.api.rendering` gives from the view dataclasses) and aggregates the page into one
+string, so Python receives one row of a few columns and passes the text through.
+
+The text is what `json.dumps` writes with its defaults (`", "` and `": "`, `ensure_ascii`):
+- strings go through `to_json(text)`, which escapes `"`, `\\` and control characters exactly as
+  json.dumps does (`\\n`-style short forms, else `\\u00xx` in lower case) but leaves non-ASCII
+  (and DEL) as they are; `_ascii` escapes those in Python, only when the text has any;
+- money is the `numeric(p, 2)` column's text (`str(Decimal)` of the same value);
+- timestamps are `rendering.timestamp()`'s text: UTC, milliseconds (truncated) only when the
+  microseconds are not zero, `Z`.
+`tests/integration/queries/test_documents.py` compares the bytes with the Python rendering over
+edge values. PostgreSQL only: the quick start's SQLite keeps the Python path (`available()`).
+The one-row reads (`GET orders/{id}/`, `customers/{id}/`) stay in Python: rendered here too they
+used no less web CPU (one row was never the cost) and more PostgreSQL CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import typing
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from typing import Any
+
+from django.db import connection
+
+from backend.queries import customers, orders
+from backend.queries.models import CustomerView, OrderView
+from backend.queries.pagination import DEFAULT_LIMIT, encode_cursor
+from backend.queries.sql import fetch
+
+_NOT_JSON_ASCII = re.compile(r"[^\x00-\x7e]")
+
+
+def available() -> bool:
+    """True when the database renders the bodies (PostgreSQL); else use the Python rendering."""
+    return connection.vendor == "postgresql"
+
+
+def _ascii(text: str) -> str:
+    """json.dumps' `ensure_ascii`: non-ASCII and DEL as `\\uXXXX` (surrogate pairs above BMP).
+
+    Outside strings JSON text is ASCII, so escaping every such character of the whole document
+    is the same as escaping it inside each string.
+    """
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return _NOT_JSON_ASCII.sub(lambda match: encode_basestring_ascii(match.group())[1:-1], text)
+
+
+# --- SQL, written once at import -----------------------------------------------------------------
+#
+# Timestamps leave PostgreSQL as `to_json(t AT TIME ZONE 'UTC')`: `"2026-11-27T08:30:00.63"`, the
+# UTC wall time with the fraction's trailing zeros trimmed (none when it is zero), whatever the
+# session's DateStyle. Both formats the API needs are cut from that text, in SQL for the pages
+# and in Python for one row; it costs PostgreSQL half of the equivalent to_char() calls.
+# Text positions (1-based, SQL): 1 is the quote, 2-20 the seconds, 21 on `.f...` then a quote.
+
+
+def _sql_utc_json(column: str) -> str:
+    return f"to_json({column} AT TIME ZONE 'UTC')::text"
+
+
+def _sql_fraction(text: str, width: int) -> str:
+    """`.` and `width - 1` digits of the fraction (zero-padded, truncated), or '' without one."""
+    return (
+        f"CASE WHEN length({text}) = 21 THEN ''"
+        f" ELSE rpad(substr({text}, 21, length({text}) - 21), {width}, '0') END"
+    )
+
+
+def _sql_json_time(text: str) -> str:
+    """`rendering.timestamp()`, quoted: `"2026-11-27T08:30:00Z"`, `"...08:30:00.630Z"`."""
+    return f"""left({text}, 20) || {_sql_fraction(text, 4)} || 'Z"'"""
+
+
+def _sql_iso_time(text: str) -> str:
+    """`datetime.isoformat()` of the UTC instant: `2026-11-27T08:30:00.630000+00:00`."""
+    return f"substr({text}, 2, 19) || {_sql_fraction(text, 7)} || '+00:00'"
+
+
+def _kinds(view: type) -> list[tuple[str, type, bool]]:
+    """(field name, its type, nullable) of a view dataclass, in field order."""
+    hints = typing.get_type_hints(view)
+    result = []
+    for field in dataclasses.fields(view):
+        args = typing.get_args(hints[field.name])
+        kind = next((a for a in args if a is not type(None)), hints[field.name])
+        result.append((field.name, kind, type(None) in args))
+    return result
+
+
+def _column(model: type, name: str) -> str:
+    return f'"{model._meta.get_field(name).column}"'  # type: ignore[attr-defined]
+
+
+def _selected(model: type, view: type) -> list[str]:
+    """The view's columns as they leave PostgreSQL: money as its text, timestamps as above."""
+    columns = []
+    for name, kind, _ in _kinds(view):
+        column = _column(model, name)
+        if kind is datetime:
+            column = _sql_utc_json(column)
+        elif kind is Decimal:
+            column = f"{column}::text"
+        # Not the column's own name: a bare ORDER BY name would then sort by this text.
+        columns.append(f'{column} AS "{_alias(name)}"')
+    return columns
+
+
+def _alias(name: str) -> str:
+    return f"v_{name}"
+
+
+def _json_object(view: type, row: str) -> str:
+    """SQL text of `json.dumps(rendering.<view>(...))` over `_selected`'s columns of `row`."""
+    parts = []
+    for n, (name, kind, nullable) in enumerate(_kinds(view)):
+        column = f'{row}."{_alias(name)}"'
+        if kind is int:
+            value = f"{column}::text"
+        elif kind is str:
+            value = f"to_json({column})::text"
+        elif kind is Decimal:
+            value = f"""'"' || {column} || '"'"""
+        elif kind is datetime:
+            value = _sql_json_time(column)
+        else:  # pragma: no cover - a new field type needs its rendering here
+            raise TypeError(f"{view.__name__}.{name}: no SQL rendering for {kind}")
+        if nullable:
+            value = f"COALESCE({value}, 'null')"
+        parts.append(f"'{'{' if n == 0 else ', '}\"{name}\": ' || {value}")
+    return " || ".join(parts) + " || '}'"
+
+
+class _Documents:
+    """The one-row and page SELECTs of a view, built once at import from the models' metadata
+    (no request value is ever part of the text: filters come as `%s` parameters)."""
+
+    def __init__(self, model: type, view: type, order_by: str, key: Sequence[str]) -> None:
+        table = f'"{model._meta.db_table}"'  # type: ignore[attr-defined]
+        columns = ", ".join(_selected(model, view))
+        kinds = {name: kind for name, kind, _ in _kinds(view)}
+        # A page: limit + 1 rows in the index's order, numbered by a window over that order (no
+        # extra sort); the subquery's LIMIT keeps each row's columns computed once. One aggregate
+        # row joins the first `limit` objects and says whether there is a next page and the last
+        # row's sort key, as the Python path put it in its cursors (timestamps as isoformat).
+        last_key = [
+            _sql_iso_time(f"page.{_alias(name)}")
+            if kinds[name] is datetime
+            else f"page.{_alias(name)}"
+            for name in key
+        ]
+        keys = ", ".join(f"max({value}) FILTER (WHERE page.n = %s)" for value in last_key)
+        self.key_width = len(key)
+        items = (
+            f"string_agg({_json_object(view, 'page')}, ', ' ORDER BY page.n)"
+            " FILTER (WHERE page.n <= %s)"
+        )
+        inner = f"SELECT {columns}, row_number() OVER w AS n FROM {table}"  # noqa: S608
+        self.page_head = f"SELECT {items}, count(*) > %s, {keys} FROM ({inner}"  # noqa: S608
+        self.page_tail = f" WINDOW w AS (ORDER BY {order_by}) ORDER BY {order_by} LIMIT %s) AS page"
+
+    def page(self, where: str, params: Sequence[Any], limit: int) -> tuple[str, list[Any] | None]:
+        """The items' JSON (comma-joined objects) and the next page's key, None on the last."""
+        sql = self.page_head + where + self.page_tail
+        [(items, more, *key)] = fetch(
+            sql, [limit, limit, *[limit] * self.key_width, *params, limit + 1], ()
+        )
+        return _ascii(items or ""), (key if more else None)
+
+
+# Sort orders and keys as in `orders.list_orders` and `customers.list_customers`.
+_ORDERS = _Documents(OrderView, orders.OrderRead, '"time" DESC, "id" DESC', ["time", "id"])
+_CUSTOMERS = _Documents(CustomerView, customers.CustomerRead, '"id"', ["id"])
+
+
+def _page_body(items: str, next_cursor: str | None) -> str:
+    # The cursor is URL-safe base64 and `:`, so json.dumps has nothing to escape in it.
+    return '{"items": [' + items + '], "next_cursor": ' + json.dumps(next_cursor) + "}"
+
+
+def order_page(
+    *,
+    customer_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sms_status: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> str:
+    """`GET orders/`: the body of `orders.list_orders()`'s page, same filters and cursors."""
+    where, params, filters = orders.page_filter(
+        customer_id=customer_id, since=since, until=until, sms_status=sms_status, cursor=cursor
+    )
+    items, key = _ORDERS.page(where, params, limit)
+    return _page_body(items, None if key is None else encode_cursor("orders", filters, key))
+
+
+def customer_page(
+    *,
+    code: str | None = None,
+    search: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> str:
+    """`GET customers/`: the body of `customers.list_customers()`'s page."""
+    where, params, filters = customers.page_filter(code=code, search=search, cursor=cursor)
+    items, key = _CUSTOMERS.page(where, params, limit)
+    return _page_body(items, None if key is None else encode_cursor("customers", filters, key))
