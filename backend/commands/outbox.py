@@ -139,6 +139,57 @@ def _budget_spent(row: SmsNotification, now: datetime, *, next_delay: float = 0.
     return now + timedelta(seconds=next_delay) - first >= _seconds("SMS_RETRY_WINDOW_SECONDS")
 
 
+_CLAIM_SQL = """
+    UPDATE sms_notifications
+    SET attempts = attempts + 1, claimed_until = %(lease_until)s, claim_token = %(token)s,
+        first_attempt_at = COALESCE(first_attempt_at, %(now)s), updated_at = %(now)s
+    WHERE id = ANY(%(ids)s) AND status = 'pending'
+      AND (claimed_until IS NULL OR claimed_until <= %(now)s)
+      AND (next_attempt_at IS NULL OR next_attempt_at <= %(due_by)s)
+      AND attempts < %(max_attempts)s
+      AND (first_attempt_at IS NULL OR first_attempt_at > %(window_start)s)
+    RETURNING id, order_id, claim_token, recipient, text, attempts
+"""
+
+
+def claim_notifications(ids: list[int]) -> list[Claim]:
+    """Take every row of `ids` that is due for an attempt, in one statement (PostgreSQL); the
+    rest (already sent, held by another worker, not due, budget spent: rare) go through
+    `claim_notification`, which also fails a row whose budget ran out. Claims in `ids` order."""
+    if connection.vendor != "postgresql":
+        claims = [claim_notification(pk) for pk in ids]
+        return [claim for claim in claims if claim is not None]
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL,
+            {
+                "ids": list(ids),
+                "now": now,
+                "lease_until": now + _seconds("SMS_CLAIM_LEASE_SECONDS"),
+                "token": uuid.uuid4(),
+                "due_by": now + _seconds("SMS_CLOCK_SKEW_SECONDS"),
+                "max_attempts": int(settings.SMS_MAX_ATTEMPTS),
+                "window_start": now - _seconds("SMS_RETRY_WINDOW_SECONDS"),
+            },
+        )
+        taken = {
+            row[0]: Claim(
+                notification_id=row[0],
+                order_id=row[1],
+                token=row[2],
+                recipient=row[3],
+                text=row[4],
+                attempt=row[5],
+            )
+            for row in cursor.fetchall()
+        }
+    for pk in ids:
+        if pk not in taken and (claim := claim_notification(pk)) is not None:
+            taken[pk] = claim
+    return [taken[pk] for pk in ids if pk in taken]
+
+
 def claim_notification(notification_id: int) -> Claim | None:
     """Take the row for one attempt, or None when there is nothing to send now (already sent or
     failed, another worker holds it, or its next attempt is not due yet).
@@ -200,10 +251,77 @@ def _lock_message_id(message_id: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [message_id])
 
 
+_RECORD_SENT_SQL = """
+    WITH r AS (
+        UPDATE sms_notifications
+        SET status = 'sent', updated_at = %(now)s, sent_at = %(now)s, cost = %(cost)s,
+            gateway_message_id = CASE WHEN EXISTS (
+                SELECT FROM sms_notifications WHERE gateway_message_id = %(message_id)s
+            ) THEN NULL ELSE %(message_id)s END,
+            last_error = '', error_reason = '',
+            claimed_until = NULL, claim_token = NULL, next_attempt_at = NULL
+        WHERE id = %(id)s AND status = 'pending'
+        RETURNING order_id, gateway_message_id
+    ), v AS (
+        UPDATE order_view SET sms_status = 'sent', sms_error = NULL
+        FROM r WHERE order_view.id = r.order_id
+    )
+    SELECT (SELECT order_id FROM r), (SELECT gateway_message_id FROM r),
+           EXISTS (SELECT FROM sms_early_reports WHERE gateway_message_id = %(message_id)s),
+           EXISTS (SELECT FROM webhook_endpoints e WHERE e.enabled AND e.deleted_at IS NULL
+                   AND e.events ? 'order.sms_status_changed')
+"""
+
+
 def record_sent(claim: Claim, *, message_id: str | None, cost: str) -> bool:
     """The gateway accepted the message. Recorded even if the lease ran out meanwhile (the
     acceptance is a fact); False when the row had already left `pending` (a duplicate SMS).
-    A final delivery report that arrived first is applied in the same transaction."""
+    A final delivery report that arrived first is applied in the same transaction.
+
+    On PostgreSQL the row and the order's read model change in one statement after the message
+    id's lock; the rare parts (an early report, a subscribed endpoint, a duplicate) then take
+    `_set_status`'s way. Elsewhere `_record_sent_orm` does all of it (the reference)."""
+    if connection.vendor != "postgresql":
+        return _record_sent_orm(claim, message_id=message_id, cost=cost)
+    now = timezone.now()
+    with transaction.atomic():
+        if message_id:
+            _lock_message_id(message_id)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _RECORD_SENT_SQL,
+                {
+                    "id": claim.notification_id,
+                    "now": now,
+                    "cost": cost[:32],
+                    "message_id": message_id,
+                },
+            )
+            order_id, recorded_id, early, subscribed = cursor.fetchone()
+        if order_id is None:
+            status = SmsNotification.objects.filter(pk=claim.notification_id).values_list(
+                "status", flat=True
+            )
+            logger.error(
+                "SMS notification %s was accepted again by the gateway (message %s) after it was %s",
+                claim.notification_id,
+                message_id,
+                status.first(),
+            )
+            return False
+        if subscribed:
+            webhooks.record_order_event("order.sms_status_changed", order_id)
+        if early and recorded_id:
+            row = SmsNotification.objects.select_for_update().get(pk=claim.notification_id)
+            report = EarlyDeliveryReport.objects.get(gateway_message_id=recorded_id)
+            _apply_final_report(
+                row, SmsStatus(report.status), report.reason, report.error_reason, now
+            )
+            report.delete()
+    return True
+
+
+def _record_sent_orm(claim: Claim, *, message_id: str | None, cost: str) -> bool:
     now = timezone.now()
     with transaction.atomic():
         if message_id:

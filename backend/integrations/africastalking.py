@@ -31,6 +31,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from backend.integrations.deadline import WATCHDOG
+
 logger = logging.getLogger(__name__)
 
 _E164 = re.compile(r"^\+\d{1,3}\d{3,}$")  # what the SDK accepts (`Service.validate_phone`)
@@ -221,11 +223,26 @@ def _session() -> requests.Session:
     session = getattr(_attempt, "session", None)
     if session is None:
         session = requests.Session()
+        # The environment's proxy and CA bundle settings are read once per URL (below), not on
+        # every request: `requests` walks os.environ for them each time, a tenth of an SMS's CPU.
+        session.trust_env = False
+        _attempt.environment = {}
         adapter = _TrackedAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         _attempt.session = session
     return session
+
+
+def _environment(session: requests.Session, url: str) -> dict[str, Any]:
+    """`proxies` and `verify` as `requests` derives them from the environment for `url`."""
+    known: dict[str, dict[str, Any]] = _attempt.environment
+    if url not in known:
+        probe = requests.Session()  # trust_env on: reads HTTPS_PROXY, NO_PROXY, CA bundles
+        merged = probe.merge_environment_settings(url, {}, None, None, None)
+        probe.close()
+        known[url] = {"proxies": merged["proxies"], "verify": merged["verify"]}
+    return known[url]
 
 
 def _cut(conns: list[HTTPConnection], expired: threading.Event) -> None:
@@ -247,11 +264,16 @@ def post_within(
     conns: list[HTTPConnection] = []
     expired = threading.Event()
     _attempt.conns = conns
-    watchdog = threading.Timer(deadline, _cut, args=(conns, expired))
-    watchdog.daemon = True
-    watchdog.start()
+    watchdog = WATCHDOG.arm(deadline, lambda: _cut(conns, expired))
     try:
-        response = _session().post(url, timeout=timeout, allow_redirects=False, **kwargs)
+        session = _session()
+        response = session.post(
+            url,
+            timeout=timeout,
+            allow_redirects=False,
+            **_environment(session, url),
+            **kwargs,
+        )
         _ = response.content  # read the whole body inside the deadline
         return response
     except requests.RequestException:
@@ -261,7 +283,7 @@ def post_within(
             ) from None
         raise
     finally:
-        watchdog.cancel()
+        watchdog.disarm()
         _attempt.conns = None
 
 

@@ -25,6 +25,8 @@ from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 
+from backend.integrations.deadline import WATCHDOG
+
 # Metadata services that are not already outside the global address space.
 _METADATA = {
     ipaddress.ip_address("169.254.169.254"),
@@ -185,9 +187,7 @@ def _exchange(
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    watchdog = threading.Timer(max(left, 0.0), cut_off)
-    watchdog.daemon = True
-    watchdog.start()
+    watchdog = WATCHDOG.arm(left, cut_off)
     try:
         if conn.sock is not None:
             conn.sock.settimeout(max(left, 0.001))
@@ -211,5 +211,5 @@ def _exchange(
             ) from None
         raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
     finally:
-        watchdog.cancel()
+        watchdog.disarm()
         conn.close()

@@ -40,10 +40,23 @@ Result = Literal["sent", "retry", "failed", "skipped", "stale"]
 
 def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Result:
     """One delivery attempt for one notification; returns what happened."""
-    claim = outbox.claim_notification(notification_id)
-    if claim is None:
-        return "skipped"
-    gateway = gateway or get_gateway()
+    return deliver_many([notification_id], gateway=gateway)[notification_id]
+
+
+def deliver_many(ids: list[int], *, gateway: SmsGateway | None = None) -> dict[int, Result]:
+    """One attempt for each due notification of `ids` (claimed in one statement), one after
+    the other on this thread's keep-alive connection; returns what happened to each."""
+    claims = outbox.claim_notifications(ids)
+    results: dict[int, Result] = dict.fromkeys(ids, "skipped")
+    if claims:
+        gateway = gateway or get_gateway()
+    for claim in claims:
+        results[claim.notification_id] = _attempt(claim, gateway)
+    return results
+
+
+def _attempt(claim: outbox.Claim, gateway: SmsGateway) -> Result:
+    notification_id = claim.notification_id
     started = time.monotonic()
     try:
         accepted = gateway.send(to=claim.recipient, message=claim.text)

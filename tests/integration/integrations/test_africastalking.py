@@ -228,3 +228,33 @@ def test_one_keep_alive_connection_per_thread(gateway):
 
     ports = {request.client_port for request in gateway.requests}
     assert len(ports) == 1  # the SDK alone opens a connection per SMS
+
+
+def test_proxy_from_the_environment_is_used(gateway, monkeypatch):
+    """The environment is read once per URL (not per request), but still read: a gateway behind
+    an HTTP proxy (HTTP_PROXY / NO_PROXY) keeps working."""
+    import threading
+
+    monkeypatch.setenv("HTTP_PROXY", gateway.url)  # the fake gateway plays the proxy
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    result: list[BaseException | None] = []
+
+    def send() -> None:  # a fresh thread: a fresh session and environment cache
+        try:
+            AfricasTalkingGateway(
+                username=USERNAME,
+                api_key=API_KEY,
+                base_url="http://gateway.example.test",
+                timeout=(1.0, 1.0),
+            ).send(to=TO, message="x")
+            result.append(None)
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    thread.join(10)
+    [request] = gateway.requests
+    assert request.path == "http://gateway.example.test/version1/messaging"  # proxy form
+    assert isinstance(result[0], PermanentSmsError | TransientSmsError)  # the fake's 404
