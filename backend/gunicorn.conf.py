@@ -40,8 +40,9 @@ reuse_port = os.environ.get("WEB_REUSE_PORT", "1").strip().lower() not in {"0", 
 #    same experiment; with both settings 28 %/29 %). The cost is one TCP connect per N requests:
 #    a new connection costs the web 0.14-0.21 ms of CPU (wrk on /healthz with `Connection:
 #    close` on every request: 0.93-1.07 ms per request, against 0.77-0.86 with keep-alive), so
-#    at 100 about 0.002 ms per request, 0.2 % of a /healthz. gthread waits in its main loop (at most 2 s) for the client to close its side, which every
-#    client that honours `Connection: close` (wrk, proxies, HTTP libraries) does at once.
+#    at 100 about 0.002 ms per request, 0.2 % of a /healthz. gthread waits in its main loop
+#    (at most 2 s) for the client to close its side, which every client that honours
+#    `Connection: close` (wrk, proxies, HTTP libraries) does at once.
 #    100 is nginx's former default for the same setting (keepalive_requests).
 KEEPALIVE_REQUESTS = int(os.environ.get("WEB_KEEPALIVE_REQUESTS", "100"))
 
