@@ -24,6 +24,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from backend import projections
@@ -76,13 +77,23 @@ def add_sms(*, order_id: int, recipient: str, text: str) -> str:
 # --- Publishing (called by the dispatcher) ------------------------------------------------------
 
 
+def sms_per_message(rows: int) -> int:
+    """Rows per message when `rows` are published at once: spread over SMS_BATCH_SPREAD messages
+    (the worker threads that can send at the same time) before any message carries more than
+    one, and never more than SMS_BATCH_MAX. Under load one message (one claim statement, one
+    broker round trip) serves several orders; a lone order still gets a message of its own."""
+    spread = max(1, int(settings.SMS_BATCH_SPREAD))
+    return max(1, min(int(settings.SMS_BATCH_MAX), -(-rows // spread)))
+
+
 def publish_due(*, publish: Publish, limit: int) -> int:
-    """Publish due rows that have no message yet; returns how many. `publish` enqueues the
-    message and returns its broker id. Several dispatchers share the rows (SKIP LOCKED)."""
+    """Publish due rows that have no message yet; returns how many. `publish` enqueues one
+    message for a group of rows and returns its broker id. Several dispatchers share the rows
+    (SKIP LOCKED)."""
     due = SmsNotification.objects.filter(
         publishing.unclaimed_and_due(timezone.now()), enqueued_at__isnull=True
     )
-    return publishing.publish_due(due, publish=publish, limit=limit)
+    return publishing.publish_due(due, publish=publish, limit=limit, group_size=sms_per_message)
 
 
 def republish_lost(*, publish: Publish, still_queued: StillQueued, limit: int) -> tuple[int, int]:
@@ -90,7 +101,12 @@ def republish_lost(*, publish: Publish, still_queued: StillQueued, limit: int) -
     (see `backend.commands.publishing.republish_lost`)."""
     published = SmsNotification.objects.filter(publishing.unclaimed_and_due(timezone.now()))
     return publishing.republish_lost(
-        published, publish=publish, still_queued=still_queued, limit=limit, what="SMS"
+        published,
+        publish=publish,
+        still_queued=still_queued,
+        limit=limit,
+        what="SMS",
+        group_size=sms_per_message,
     )
 
 
@@ -105,6 +121,7 @@ class Claim:
     recipient: str
     text: str
     attempt: int
+    request_id: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,7 +165,7 @@ _CLAIM_SQL = """
       AND (next_attempt_at IS NULL OR next_attempt_at <= %(due_by)s)
       AND attempts < %(max_attempts)s
       AND (first_attempt_at IS NULL OR first_attempt_at > %(window_start)s)
-    RETURNING id, order_id, claim_token, recipient, text, attempts
+    RETURNING id, order_id, claim_token, recipient, text, attempts, request_id
 """
 
 
@@ -181,6 +198,7 @@ def claim_notifications(ids: list[int]) -> list[Claim]:
                 recipient=row[3],
                 text=row[4],
                 attempt=row[5],
+                request_id=row[6],
             )
             for row in cursor.fetchall()
         }
@@ -240,7 +258,29 @@ def claim_notification(notification_id: int) -> Claim | None:
         recipient=row.recipient,
         text=row.text,
         attempt=row.attempts,
+        request_id=row.request_id,
     )
+
+
+def release_claims(claims: list[Claim]) -> int:
+    """Give back claims that were never attempted (a batch ran short of time): the attempt is
+    not counted and the rows are due at once, for the dispatcher to publish again. Only rows
+    still held by these claims change; returns how many."""
+    released = 0
+    for claim in claims:
+        released += SmsNotification.objects.filter(
+            pk=claim.notification_id, status=SmsStatus.PENDING, claim_token=claim.token
+        ).update(
+            attempts=F("attempts") - 1,
+            first_attempt_at=Case(
+                When(attempts=1, then=Value(None)), default=F("first_attempt_at")
+            ),
+            enqueued_at=None,
+            broker_message_id="",
+            updated_at=timezone.now(),
+            **_released(),
+        )
+    return released
 
 
 def _lock_message_id(message_id: str) -> None:

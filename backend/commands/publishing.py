@@ -1,8 +1,9 @@
 """Publishing outbox rows, shared by every channel (SMS notifications, webhook deliveries).
 
 A channel's rows carry `enqueued_at`, `broker_message_id` and `request_id`. The dispatcher passes
-a `publish(row_id, request_id) -> broker message id` callable, so this module never imports the
-broker. Rows are taken with `FOR UPDATE SKIP LOCKED`, so several dispatchers share them.
+a `publish(row_ids, request_id) -> broker message id` callable, so this module never imports the
+broker; one message may carry several rows (the channel says how many: `group_size`), and its
+rows share its id. Rows are taken with `FOR UPDATE SKIP LOCKED`, so several dispatchers share them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
-Publish = Callable[[int, str], str]  # (row id, request id) -> the message's id in the broker
+Publish = Callable[[list[int], str], str]  # (row ids, request id) -> the message's id in the broker
+GroupSize = Callable[[int], int]  # rows to publish -> rows per message
 StillQueued = Callable[[list[tuple[str, datetime]]], set[str]]
 _FIELDS = ("pk", "enqueued_at", "broker_message_id", "request_id")
 
@@ -47,32 +49,47 @@ def _locked(rows: models.QuerySet) -> models.QuerySet:
     return rows.select_for_update(skip_locked=True, of=("self",)).only(*_FIELDS)
 
 
+def one_per_message(rows: int) -> int:
+    return 1
+
+
 def _publish_rows(
-    rows: list[models.Model], publish: Publish, now: datetime
+    rows: list[models.Model], publish: Publish, now: datetime, group_size: GroupSize
 ) -> tuple[int, Exception | None]:
-    """Hand each row to the broker and record it; stops at the first broker error and returns
-    it, so the caller commits what was published before raising."""
+    """Hand the rows to the broker, `group_size(len(rows))` per message, and record them; stops
+    at the first broker error and returns it, so the caller commits what was published before
+    raising. A message carries its first row's request id (the actor binds each row's own)."""
     done = 0
     error: Exception | None = None
-    for row in rows:
+    size = max(1, group_size(len(rows))) if rows else 1
+    for start in range(0, len(rows), size):
+        group = rows[start : start + size]
         try:
-            row.broker_message_id = publish(row.pk, row.request_id)[:64]
-        except Exception as exc:  # any broker failure: the row stays unpublished
+            message_id = publish([row.pk for row in group], group[0].request_id)[:64]
+        except Exception as exc:  # any broker failure: the rows stay unpublished
             error = exc
             break
-        row.enqueued_at = now
-        done += 1
+        for row in group:
+            row.broker_message_id = message_id
+            row.enqueued_at = now
+        done += len(group)
     if done:
         type(rows[0]).objects.bulk_update(rows[:done], ["enqueued_at", "broker_message_id"])
     return done, error
 
 
-def publish_due(due: models.QuerySet, *, publish: Publish, limit: int) -> int:
+def publish_due(
+    due: models.QuerySet,
+    *,
+    publish: Publish,
+    limit: int,
+    group_size: GroupSize = one_per_message,
+) -> int:
     """Publish the rows of `due` (the channel's rows that need a message now); returns how many."""
     now = timezone.now()
     with transaction.atomic():
         rows = list(_locked(due).order_by("pk")[:limit])
-        done, error = _publish_rows(rows, publish, now)
+        done, error = _publish_rows(rows, publish, now, group_size)
     if error is not None:
         raise PublishError(done, error)
     return done
@@ -85,6 +102,7 @@ def republish_lost(
     still_queued: StillQueued,
     limit: int,
     what: str,
+    group_size: GroupSize = one_per_message,
 ) -> tuple[int, int]:
     """Re-publish rows of `published` (the channel's unclaimed, due rows) whose message the
     broker no longer has; returns (checked, lost).
@@ -107,7 +125,7 @@ def republish_lost(
         lost = [row for row in rows if row.broker_message_id not in queued]
         if waiting:
             published.model.objects.filter(pk__in=waiting).update(enqueued_at=now)
-        done, error = _publish_rows(lost, publish, now)
+        done, error = _publish_rows(lost, publish, now, group_size)
     if lost:
         logger.warning(
             "Outbox: %d of %d published %s message(s) were no longer in the broker; "

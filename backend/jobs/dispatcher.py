@@ -121,19 +121,22 @@ class Dispatcher:
 
     # --- publishing ----------------------------------------------------------------------------
 
-    def publish_sms(self, row_id: int, request_id: str) -> str:
+    def publish_sms(self, row_ids: list[int], request_id: str) -> str:
+        """One message for a group of rows (`outbox.sms_per_message` sizes it)."""
         options = {REQUEST_ID_OPTION: request_id} if request_id else {}
         message = Message(
             queue_name=SMS_QUEUE,
             actor_name=SMS_ACTOR,
-            args=(row_id,),
+            args=(list(row_ids),),
             kwargs={},
             options=options,
         )
         enqueued = self.broker.enqueue(message)
         return str(enqueued.options.get("redis_message_id") or enqueued.message_id)
 
-    def publish_webhook(self, row_id: int, request_id: str) -> str:
+    def publish_webhook(self, row_ids: list[int], request_id: str) -> str:
+        """One message per delivery (the webhook channel publishes one row per message)."""
+        [row_id] = row_ids
         options = {REQUEST_ID_OPTION: request_id} if request_id else {}
         message = Message(
             queue_name=WEBHOOK_QUEUE,

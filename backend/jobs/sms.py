@@ -30,12 +30,13 @@ from backend.integrations.africastalking import (
 from backend.jobs.dispatcher import SMS_ACTOR, SMS_QUEUE
 from backend.jobs.metrics import SMS_NOTIFICATIONS, SMS_SEND_SECONDS
 from backend.jobs.recording import with_db_retries
+from backend.observability.context import bind_request_id, unbind_request_id
 from backend.observability.jobs import set_job_outcome
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Result = Literal["sent", "retry", "failed", "skipped", "stale"]
+Result = Literal["sent", "retry", "failed", "skipped", "stale", "released"]
 
 
 def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Result:
@@ -43,15 +44,43 @@ def deliver(notification_id: int, *, gateway: SmsGateway | None = None) -> Resul
     return deliver_many([notification_id], gateway=gateway)[notification_id]
 
 
+def _batch_budget() -> float:
+    """Seconds into a batch after which no new attempt starts: the last one (its gateway
+    deadline and the outcome's recording retries) must end inside the actor's time limit, which
+    the claim leases are sized from."""
+    worst_attempt = float(settings.SMS_GATEWAY_DEADLINE_SECONDS) + sum(
+        settings.OUTBOX_RECORD_RETRY_DELAYS_SECONDS
+    )
+    return float(settings.SMS_ACTOR_TIME_LIMIT_SECONDS) - worst_attempt - 5.0
+
+
 def deliver_many(ids: list[int], *, gateway: SmsGateway | None = None) -> dict[int, Result]:
     """One attempt for each due notification of `ids` (claimed in one statement), one after
-    the other on this thread's keep-alive connection; returns what happened to each."""
+    the other on this thread's keep-alive connection; returns what happened to each. Claims
+    left when the batch's time is up are given back (`released`) for another message."""
+    started = time.monotonic()
     claims = outbox.claim_notifications(ids)
     results: dict[int, Result] = dict.fromkeys(ids, "skipped")
     if claims:
         gateway = gateway or get_gateway()
-    for claim in claims:
-        results[claim.notification_id] = _attempt(claim, gateway)
+    budget = _batch_budget()
+    for n, claim in enumerate(claims):
+        if n and time.monotonic() - started > budget:
+            outbox.release_claims(claims[n:])
+            logger.warning(
+                "SMS batch out of time after %d of %d attempts; %d given back",
+                n,
+                len(claims),
+                len(claims) - n,
+            )
+            results.update(dict.fromkeys((c.notification_id for c in claims[n:]), "released"))
+            break
+        # Each SMS logs with its own order's request id (the message carries its first row's).
+        token = bind_request_id(claim.request_id or None)
+        try:
+            results[claim.notification_id] = _attempt(claim, gateway)
+        finally:
+            unbind_request_id(token)
     return results
 
 
@@ -113,13 +142,14 @@ def _attempt(claim: outbox.Claim, gateway: SmsGateway) -> Result:
     max_retries=0,
     time_limit=int(1000 * float(settings.SMS_ACTOR_TIME_LIMIT_SECONDS)),
 )
-def send_notification(notification_id: int) -> None:
+def send_notification(notification_ids: int | list[int]) -> None:
+    """A message carries one row id (messages published before batching) or a list of them."""
+    ids = [notification_ids] if isinstance(notification_ids, int) else list(notification_ids)
     try:
-        outcome = deliver(notification_id)
+        outcomes = list(dict.fromkeys(deliver_many(ids).values()))
     except (OperationalError, InterfaceError) as exc:
-        # The row is untouched or still claimed: the dispatcher's sweep publishes it again.
-        logger.warning(
-            "SMS notification %s not attempted, database error: %s", notification_id, exc
-        )
-        outcome = "error"
-    set_job_outcome(outcome)  # the job's log line (backend.observability.jobs.JobLog)
+        # The rows are untouched or still claimed: the dispatcher's sweep publishes them again.
+        logger.warning("SMS notifications %s not attempted, database error: %s", ids, exc)
+        outcomes = ["error"]
+    # The job's log line (backend.observability.jobs.JobLog): one word, or each one that occurred.
+    set_job_outcome(",".join(outcomes))

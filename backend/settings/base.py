@@ -329,6 +329,12 @@ OUTBOX_RECORD_RETRY_DELAYS_SECONDS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 # database statement, so no other worker can claim a row while its first attempt still runs.
 SMS_ACTOR_TIME_LIMIT_SECONDS: float = 60.0
 SMS_CLAIM_LEASE_SECONDS: float = 75.0
+# One message may carry several SMS (one claim statement and one broker round trip for all):
+# the rows a dispatcher pass publishes are spread over SMS_BATCH_SPREAD messages (the worker
+# threads that send at once: the Procfile runs 2 processes x 4 threads) before a message
+# carries more than one, and a message never carries more than SMS_BATCH_MAX.
+SMS_BATCH_SPREAD: int = 8
+SMS_BATCH_MAX: int = 20
 
 # Dispatcher (the only publisher): woken by NOTIFY on commit, polling as the fallback.
 OUTBOX_POLL_SECONDS: float = 1.0

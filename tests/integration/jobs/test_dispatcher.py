@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
 from prometheus_client import REGISTRY
 
+from backend.commands import outbox
 from backend.commands.clock import now_ms
 from backend.commands.models import EarlyDeliveryReport, IdempotencyRecord, SmsNotification
 from backend.jobs.dispatcher import Dispatcher
@@ -106,18 +108,24 @@ def test_a_backlog_older_than_the_grace_does_not_grow_with_duplicates(
     client: redis.Redis = redis_broker.client
     queue = f"{redis_namespace}:sms"
 
+    rows = SmsNotification.objects.filter(order_id__in=orders)
+    messages = -(-30 // outbox.sms_per_message(30))  # 30 rows spread over the worker threads
+    assert messages == settings.SMS_BATCH_SPREAD
+
     assert dispatcher.run_once() == 30
     for _ in range(5):  # no worker consumes: the backlog ages past the grace, sweep after sweep
         time.sleep(0.25)
         assert dispatcher.run_once() == 0
-    assert client.llen(queue) == 30
-    assert client.hlen(f"{queue}.msgs") == 30
+    assert client.llen(queue) == messages
+    assert client.hlen(f"{queue}.msgs") == messages
+    queued = [json.loads(body)["args"][0] for body in client.hvals(f"{queue}.msgs")]
+    assert sorted(pk for ids in queued for pk in ids) == sorted(row.pk for row in rows)
 
     client.delete(queue, f"{queue}.msgs")  # Redis restarted without persistence: all lost
     time.sleep(0.25)
     assert dispatcher.run_once() == 30
-    assert client.llen(queue) == 30
-    ids = {row.broker_message_id for row in SmsNotification.objects.filter(order_id__in=orders)}
+    assert client.llen(queue) == messages
+    ids = {row.broker_message_id for row in rows.all()}
     assert ids == {key.decode() for key in client.hkeys(f"{queue}.msgs")}
 
 
@@ -152,7 +160,10 @@ def test_two_dispatchers_share_the_rows_without_publishing_one_twice(stub_broker
         assert counts == [39]
         assert locked.enqueued_at is None
     assert first.run_once() == 1
-    assert stub_broker.queues["sms"].qsize() == 40
+    queued = stub_broker.queues["sms"]
+    published = [json.loads(queued.get_nowait())["args"][0] for _ in range(queued.qsize())]
+    rows = SmsNotification.objects.filter(order_id__in=orders)
+    assert sorted(pk for ids in published for pk in ids) == sorted(row.pk for row in rows)
 
 
 def test_housekeeping_runs_in_the_dispatcher(stub_broker, settings):

@@ -167,9 +167,9 @@ def test_a_late_retry_is_not_sent_before_it_is_due(gateway_settings, stub_broker
 def _publish_log() -> tuple[list[int], object]:
     published: list[int] = []
 
-    def publish(row_id: int, request_id: str) -> str:
-        published.append(row_id)
-        return f"msg-{row_id}-{len(published)}"
+    def publish(row_ids: list[int], request_id: str) -> str:
+        published.extend(row_ids)
+        return f"msg-{row_ids[0]}-{len(published)}"
 
     return published, publish
 
@@ -203,11 +203,11 @@ def test_broker_error_keeps_unpublished_rows_due_and_records_the_rest(stub_broke
     ids = [SmsNotification.objects.get(order_id=place()).pk for _ in range(3)]
     calls: list[int] = []
 
-    def broker_fails_on_the_second(row_id: int, request_id: str) -> str:
-        calls.append(row_id)
+    def broker_fails_on_the_second(row_ids: list[int], request_id: str) -> str:
+        calls.extend(row_ids)
         if len(calls) == 2:
             raise ConnectionError("broker down")
-        return f"msg-{row_id}"
+        return f"msg-{row_ids[0]}"
 
     with pytest.raises(outbox.PublishError) as failure:
         outbox.publish_due(publish=broker_fails_on_the_second, limit=100)
@@ -303,3 +303,59 @@ def test_the_actor_returns_nothing_so_dramatiq_logs_no_warning(
         stub_worker.join()
 
     assert [r.getMessage() for r in caplog.records if r.name.startswith("dramatiq")] == []
+
+
+def test_one_message_sends_each_of_its_rows_once(gateway_settings):
+    orders = [place(item=f"Item {n}") for n in range(5)]
+    ids = [SmsNotification.objects.get(order_id=o).pk for o in orders]
+    gateway_settings.script(Reply(), Reply(http_status=500))  # the second one is retried
+
+    send_notification(ids)
+    assert len(gateway_settings.messages) == 4
+    rows = {row.pk: row for row in SmsNotification.objects.filter(pk__in=ids)}
+    assert [rows[pk].status for pk in ids] == ["sent", "pending", "sent", "sent", "sent"]
+    assert rows[ids[1]].next_attempt_at is not None and rows[ids[1]].enqueued_at is None
+
+    send_notification(ids)  # the same message again (redelivery): only the due retry is sent
+    assert len(gateway_settings.messages) == 5
+    assert set(SmsNotification.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
+        "sent"
+    }
+    sent_for = sorted(
+        int(m.form["message"].split("#")[1].split(":")[0]) for m in gateway_settings.messages
+    )
+    assert sent_for == sorted(orders)
+
+
+def test_a_message_from_before_batching_still_sends(gateway_settings):
+    row = SmsNotification.objects.get(order_id=place())
+    send_notification(row.pk)  # an int, as messages published by the previous version carry
+    row.refresh_from_db()
+    assert row.status == "sent"
+
+
+def test_a_batch_out_of_time_gives_the_rest_back(gateway_settings, settings):
+    """Every attempt must end within the actor's time limit (the leases are sized from it):
+    a batch that would run past it stops, and its unattempted claims are released."""
+    settings.SMS_ACTOR_TIME_LIMIT_SECONDS = settings.SMS_GATEWAY_DEADLINE_SECONDS  # no time left
+    ids = [SmsNotification.objects.get(order_id=place()).pk for _ in range(3)]
+    SmsNotification.objects.filter(pk__in=ids).update(
+        enqueued_at=timezone.now(), broker_message_id="m"
+    )
+
+    from backend.jobs.sms import deliver_many
+
+    assert deliver_many(ids) == {ids[0]: "sent", ids[1]: "released", ids[2]: "released"}
+    assert len(gateway_settings.messages) == 1
+    rest = SmsNotification.objects.filter(pk__in=ids[1:])
+    for row in rest:
+        assert (row.status, row.attempts, row.first_attempt_at, row.claim_token) == (
+            "pending",
+            0,
+            None,
+            None,
+        )
+        assert (row.enqueued_at, row.broker_message_id) == (None, "")  # published again next pass
+    published, publish = _publish_log()
+    assert outbox.publish_due(publish=publish, limit=100) == 2
+    assert sorted(published) == sorted(ids[1:])

@@ -42,7 +42,7 @@ hook = c.post("/api/v1/webhooks/", {"url": f"http://127.0.0.1:{server.server_por
               "events": ["customer.created"]}, content_type="application/json", **h).json()
 customer = c.post("/api/v1/customers/", {"name": "Jane", "code": "J_1", "phone_number": "0712345678"},
                   content_type="application/json", **h).json()
-published = webhooks.publish_due(publish=lambda row_id, request_id: f"m{row_id}", limit=10)
+published = webhooks.publish_due(publish=lambda ids, request_id: f"m{ids[0]}", limit=10)
 [row] = WebhookDelivery.objects.all()
 outcome = deliver(row.pk)
 headers, body = got[0]
