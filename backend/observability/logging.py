@@ -35,6 +35,9 @@ NO_REQUEST_ID = "-"
 # them as they are instead of walking them through `_clean`.
 CLEAN_FIELDS = "_clean_fields"
 
+# What json.dumps(payload, ensure_ascii=False, default=str) would build anew for every line.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
@@ -119,7 +122,7 @@ class JsonFormatter(logging.Formatter):
             payload["exception"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
             payload["stack"] = redact(self.formatStack(record.stack_info))
-        return json.dumps(payload, ensure_ascii=False, default=str)
+        return _ENCODER.encode(payload)
 
 
 class TextFormatter(logging.Formatter):

@@ -121,6 +121,7 @@ _KNOWN_METHODS = frozenset(
 _UNNAMED_VIEW = "<unnamed view>"
 _VIEW = "_duka_metrics_view"  # request attribute: the `view` label, found once per request
 _STARTED = "prometheus_after_middleware_event"  # django-prometheus' name for the same
+_TRANSPORT = "_duka_metrics_transport"  # request attribute: http or https, found once
 
 
 def _method(request: HttpRequest) -> str:
@@ -191,11 +192,14 @@ class PrometheusAfterMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         method = _method(request)
+        transport = "https" if request.is_secure() else "http"
+        setattr(request, _TRANSPORT, transport)
         self._by_method(method).inc()
-        self._by_transport("https" if request.is_secure() else "http").inc()
-        if request.headers.get("x-requested-with") == "XMLHttpRequest":
+        self._by_transport(transport).inc()
+        # META, as request.headers reads it (that mapping of every header is built on first use).
+        if request.META.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
             self._ajax.inc()
-        self._request_bytes.observe(int(request.headers.get("content-length") or 0))
+        self._request_bytes.observe(int(request.META.get("CONTENT_LENGTH") or 0))
         setattr(request, _STARTED, perf_counter())
         response = self.get_response(request)
         return self._count_response(request, response, method)
@@ -204,7 +208,9 @@ class PrometheusAfterMiddleware:
         self, request: HttpRequest, view_func: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> None:
         if hasattr(request, "resolver_match"):
-            transport = "https" if request.is_secure() else "http"
+            transport = getattr(request, _TRANSPORT, None) or (
+                "https" if request.is_secure() else "http"
+            )
             self._by_view_transport_method(_view_label(request), transport, _method(request)).inc()
 
     def process_template_response(self, request: HttpRequest, response: Any) -> Any:

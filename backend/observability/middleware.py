@@ -25,6 +25,7 @@ from backend.observability.routes import operation_name
 
 logger = logging.getLogger("duka.request")
 
+_REQUEST_ID_META = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 # Probes and scrapes arrive every few seconds; they are logged at DEBUG unless they fail.
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -38,7 +39,8 @@ class RequestLogMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        request_id = accepted_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
+        # META, not request.headers: that mapping of every header is built on first use.
+        request_id = accepted_request_id(request.META.get(_REQUEST_ID_META)) or new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         token = bind_request_id(request_id)
         started = time.perf_counter()

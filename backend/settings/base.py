@@ -109,7 +109,8 @@ CSRF_COOKIE_SECURE = not DEBUG
 
 # CORS is off unless origins are listed (browser apps calling the API from another origin).
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
-CORS_URLS_REGEX = r"^/(api|o)/.*$"
+# Compiled once: corsheaders matches it against every request's path.
+CORS_URLS_REGEX = re.compile(r"^/(api|o)/.*$")
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key", "accept"]
 CORS_EXPOSE_HEADERS = ["location", "retry-after", "idempotent-replayed"]
 # Conditional requests (ETag / If-Match / If-None-Match) from browser apps too.
