@@ -22,8 +22,21 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 # `token=...` in a query string or form body; `apiKey: ...` as Africa's Talking's header.
 _CREDENTIAL_PARAM = re.compile(r"(?i)\b(\w*(?:token|api_?key|secret|password))(=)([^\s&,;'\"]+)")
 _API_KEY_HEADER = re.compile(r"(?i)\b(api_?key)(['\"]?\s*:\s*['\"]?)([^\s,;'\"}]+)")
+# Necessary conditions of every pattern above and of `mask_phone_numbers`: one of these words
+# (any case), or a `+` or `0` then a digit after no word character or dot (a phone number's
+# start). Substring tests cost a fraction of the five substitutions, and most text (every
+# request's log line) meets none of them.
+_SECRET_WORDS = ("bearer", "basic", "eyj", "token", "api_key", "apikey", "secret", "password")
+_PHONE_START = re.compile(r"(?<![\w.])[+0]\d")
 REDACTED = "[redacted]"
 NO_REQUEST_ID = "-"
+# A record attribute naming the `extra=` fields whose values are already JSON scalars with
+# nothing left to redact (the request line's route, view, status...): the formatter copies
+# them as they are instead of walking them through `_clean`.
+CLEAN_FIELDS = "_clean_fields"
+
+# What json.dumps(payload, ensure_ascii=False, default=str) would build anew for every line.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -33,7 +46,24 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) |
 }
 
 
+def _may_hold_secret(text: str) -> bool:
+    """False only when no pattern of `redact` can match `text`."""
+    if not text.isascii():
+        # Case-insensitive matching also folds some non-ASCII letters (a long s is an s)
+        # that `str.lower` leaves alone: such text takes the full path.
+        return True
+    lowered = text.lower()
+    for word in _SECRET_WORDS:
+        if word in lowered:
+            return True
+    return ("+" in text or "0" in text) and _PHONE_START.search(text) is not None
+
+
 def redact(text: str) -> str:
+    return _redact_all(text) if _may_hold_secret(text) else text
+
+
+def _redact_all(text: str) -> str:
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
     for pattern in (_CREDENTIAL_PARAM, _API_KEY_HEADER):
@@ -83,15 +113,16 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None) or current_request_id()
         if request_id and request_id != NO_REQUEST_ID:
             payload["request_id"] = request_id
+        clean = getattr(record, CLEAN_FIELDS, ())
         for name, value in vars(record).items():
             if name not in _RECORD_ATTRS and not name.startswith("_"):
-                payload.setdefault(name, _clean(value))
+                payload.setdefault(name, value if name in clean else _clean(value))
         if record.exc_info:
             payload["error_type"] = getattr(record.exc_info[0], "__name__", None)
             payload["exception"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
             payload["stack"] = redact(self.formatStack(record.stack_info))
-        return json.dumps(payload, ensure_ascii=False, default=str)
+        return _ENCODER.encode(payload)
 
 
 class TextFormatter(logging.Formatter):
@@ -104,3 +135,33 @@ class TextFormatter(logging.Formatter):
         if not getattr(record, "request_id", None):
             record.request_id = current_request_id() or NO_REQUEST_ID
         return redact(super().format(record))
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that formats outside its lock and holds the lock only to write.
+
+    `logging.Handler.handle` holds the handler's lock around `emit`, formatting included, so
+    the web's threads queued behind each other's JSON encoding and redaction (seen under load
+    as threads waiting on this lock). The write itself stays serialised: lines never interleave.
+    """
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        passed = self.filter(record)
+        if not passed:
+            return False
+        if isinstance(passed, logging.LogRecord):  # Python 3.12+: a filter may replace it
+            record = passed
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return True
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.write(line)
+                self.stream.flush()
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(record)
+        return True

@@ -7,6 +7,7 @@ Placed near the top of MIDDLEWARE so that the line reports the status the client
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -19,10 +20,12 @@ from backend.observability.context import (
     new_request_id,
     unbind_request_id,
 )
+from backend.observability.logging import CLEAN_FIELDS
 from backend.observability.routes import operation_name
 
 logger = logging.getLogger("duka.request")
 
+_REQUEST_ID_META = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 # Probes and scrapes arrive every few seconds; they are logged at DEBUG unless they fail.
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -36,7 +39,8 @@ class RequestLogMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        request_id = accepted_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
+        # META, not request.headers: that mapping of every header is built on first use.
+        request_id = accepted_request_id(request.META.get(_REQUEST_ID_META)) or new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         token = bind_request_id(request_id)
         started = time.perf_counter()
@@ -54,6 +58,14 @@ class RequestLogMiddleware:
             unbind_request_id(token)
 
 
+# Methods Django can route; anything else a client sent goes through redaction like the path.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+# Fields whose values come from our URL patterns, our operation names or our own numbers, never
+# from the client: the formatter copies them without a redaction pass.
+_OWN_FIELDS = ("event", "route", "view", "status", "duration_ms")
+_OWN_FIELDS_AND_METHOD = (*_OWN_FIELDS, "method")
+
+
 def log_request(request: HttpRequest, *, status: int, started: float) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     if status >= 500:
@@ -66,23 +78,32 @@ def log_request(request: HttpRequest, *, status: int, started: float) -> None:
         return
     match = getattr(request, "resolver_match", None)
     principal = getattr(request, "auth", None)
-    logger.log(
+    method = request.method
+    path = request.path
+    fields = {
+        "event": "request",
+        "method": method,
+        # The path without its query string: a query may carry a credential (`?token=`).
+        "path": path,
+        "route": f"/{match.route}" if match is not None else None,
+        "view": operation_name(request),
+        "status": status,
+        "duration_ms": duration_ms,
+        "subject": getattr(principal, "subject", None),
+        "client_id": getattr(principal, "client_id", None),
+        CLEAN_FIELDS: _OWN_FIELDS_AND_METHOD if method in _KNOWN_METHODS else _OWN_FIELDS,
+    }
+    # The message formatted once (the handler's filters and formatter each read it), and the
+    # record made directly: `Logger.log` would walk the stack to find this very function.
+    record = logger.makeRecord(
+        logger.name,
         level,
-        "%s %s %s %.1fms",
-        request.method,
-        request.path,
-        status,
-        duration_ms,
-        extra={
-            "event": "request",
-            "method": request.method,
-            # The path without its query string: a query may carry a credential (`?token=`).
-            "path": request.path,
-            "route": f"/{match.route}" if match is not None else None,
-            "view": operation_name(request),
-            "status": status,
-            "duration_ms": duration_ms,
-            "subject": getattr(principal, "subject", None),
-            "client_id": getattr(principal, "client_id", None),
-        },
+        __file__,
+        sys._getframe().f_lineno,
+        f"{method} {path} {status} {duration_ms:.1f}ms",
+        None,
+        None,
+        "log_request",
+        fields,
     )
+    logger.handle(record)

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -189,3 +189,68 @@ def test_promtool_check_rejects_a_broken_exposition():
         pytest.skip("promtool not installed (Debian package `prometheus`)")
     with pytest.raises(AssertionError):
         promtool_check("# TYPE broken counter\nbroken{le=} x\n")
+
+
+# Every series django-prometheus' middleware and database wrapper write for one request, with
+# the labels they write them under; ours (backend/observability/metrics.py, .../db) must move
+# each of them exactly as much. The scrape in between is a GET answered 200 too, so the series
+# without a view label move twice.
+def _one_read_series(view: str) -> dict[str, tuple[dict[str, str], int]]:
+    get = {"method": "GET"}
+    return {
+        "django_http_requests_before_middlewares_total": ({}, 2),
+        "django_http_responses_before_middlewares_total": ({}, 2),
+        "django_http_requests_latency_including_middlewares_seconds_count": ({}, 2),
+        "django_http_requests_total_by_method_total": (get, 2),
+        "django_http_requests_total_by_transport_total": ({"transport": "http"}, 2),
+        "django_http_requests_body_total_bytes_count": ({}, 2),
+        "django_http_requests_total_by_view_transport_method_total": (
+            {"view": view, "transport": "http", **get},
+            1,
+        ),
+        "django_http_responses_total_by_status_total": ({"status": "200"}, 2),
+        "django_http_responses_total_by_status_view_method_total": (
+            {"status": "200", "view": view, **get},
+            1,
+        ),
+        "django_http_responses_total_by_charset_total": ({"charset": "utf-8"}, 2),
+        "django_http_responses_body_total_bytes_count": ({}, 2),
+        "django_http_requests_latency_seconds_by_view_method_count": ({"view": view, **get}, 1),
+    }
+
+
+@pytest.mark.django_db
+def test_one_read_moves_every_request_series_once_and_counts_its_query(client, all_scopes_headers):
+    order = make_order(make_customer())
+    path = f"/api/v1/orders/{order}/"
+    client.get(path, **all_scopes_headers)  # the connection and every series exist from here
+    first = scrape(client)
+    before = scrape(client)
+    response = client.get(path, **all_scopes_headers)
+    assert response.status_code == 200
+    after = scrape(client)
+    for name, (labels, expected) in _one_read_series("api-v1:get_order").items():
+        moved = (sample(after, name, **labels) or 0) - (sample(before, name, **labels) or 0)
+        assert moved == expected, name
+
+    db = {"alias": "default", "vendor": "postgresql"}
+
+    def statements(name: str, start: str, end: str) -> float:
+        return sample(end, name, **db) - sample(start, name, **db)
+
+    # A scrape runs statements of its own (the outbox count); the read adds exactly its one.
+    for name in ("django_db_execute_total", "django_db_query_duration_seconds_count"):
+        assert statements(name, before, after) == statements(name, first, before) + 1, name
+
+
+@pytest.mark.django_db
+def test_failed_statements_are_counted_by_error_type(client):
+    def errors() -> float:
+        # psycopg's exception, as django-prometheus records it (Django wraps it afterwards).
+        labels = {"alias": "default", "vendor": "postgresql", "type": "UndefinedTable"}
+        return sample(scrape(client), "django_db_errors_total", **labels) or 0.0
+
+    start = errors()
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table_here")
+    assert errors() == start + 1
