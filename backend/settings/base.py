@@ -159,14 +159,15 @@ def _database(url: str, variable: str = "DATABASE_URL") -> dict:
             # Parameters travel apart from the SQL text (server-side binding), and psycopg
             # prepares a statement once this connection has run it `prepare_threshold` times:
             # PostgreSQL then skips parsing and, after 5 custom plans, planning. That halves its
-            # CPU for an order write and cuts 60-180 µs from each read (docs/performance.md).
+            # CPU for an order write and takes 30-270 µs off a hot read (docs/performance.md).
             # Django leaves both off by default because a transaction-pooling pgbouncer (before
             # 1.21's max_prepared_statements) hands the next transaction another server
             # connection, where the named statement does not exist.
             options.setdefault("server_side_binding", True)
             # psycopg's own default (Django passes None, "never"): a statement run fewer times
-            # on a connection (migrations, operator commands) is not worth a server round trip
-            # to prepare.
+            # on a connection (migrations, operator commands) is not worth the extra round trip
+            # that prepares it. Not 0: a text of several statements must run once unprepared
+            # for psycopg to see it is one (PostgreSQL cannot prepare it).
             options.setdefault("prepare_threshold", 5)
     return config
 
