@@ -37,6 +37,7 @@ from backend.commands.sqlwrite import insert_select
 from backend.errors import InvalidField, NotFound
 from backend.notifications import events
 from backend.observability.context import current_request_id
+from backend.observability.signals import order_placed
 from backend.queries.models import CustomerView, OrderView
 
 ORDER_CREATED = "order.created"
@@ -78,13 +79,15 @@ def place_order(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None = None)
     not inside a transaction (the write commits on its own).
 
     Writes rows and returns: the dispatcher publishes the SMS once this commits."""
-    if connection.vendor != "postgresql":
-        return _place_order_orm(cmd, idempotency=idempotency)
-    for _ in range(_RACE_RETRIES):
-        placed = _place_order_sql(cmd, idempotency)
-        if placed is not None:
-            return placed
-    return _place_order_orm(cmd, idempotency=idempotency)
+    placed = None
+    if connection.vendor == "postgresql":
+        for _ in range(_RACE_RETRIES):
+            if (placed := _place_order_sql(cmd, idempotency)) is not None:
+                break
+    if placed is None:
+        placed = _place_order_orm(cmd, idempotency=idempotency)
+    order_placed.send(sender=PlacedOrder, order_id=placed.id)
+    return placed
 
 
 # --- PostgreSQL: two round trips ---------------------------------------------------------------

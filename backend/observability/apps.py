@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import post_save
 
 
 class ObservabilityConfig(AppConfig):
@@ -14,10 +13,8 @@ class ObservabilityConfig(AppConfig):
     def ready(self) -> None:
         from backend.observability.metrics import count_created_order
         from backend.observability.sentry import init_sentry
+        from backend.observability.signals import order_placed
 
         init_sentry()
-        # A lazy sender ("app_label.Model"): observability sits below the write side and
-        # imports none of it.
-        post_save.connect(
-            count_created_order, sender="commands.Order", dispatch_uid="duka-orders-created"
-        )
+        # Fired by the order command (observability sits below the write side, imports none of it).
+        order_placed.connect(count_created_order, dispatch_uid="duka-orders-created")

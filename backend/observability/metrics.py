@@ -35,11 +35,10 @@ ORDERS_CREATED = Counter(
 OUTBOX_QUERY_TIMEOUT_MS = 2000
 
 
-def count_created_order(*, sender: type, created: bool, raw: bool = False, **kwargs: Any) -> None:
-    """`post_save` receiver for Order: counts the order once its transaction commits, so a
-    rolled-back order is never counted. Instrumentation, not business flow, hence a signal."""
-    if created and not raw:
-        transaction.on_commit(ORDERS_CREATED.inc, using=kwargs.get("using"))
+def count_created_order(*, sender: object, **kwargs: Any) -> None:
+    """`order_placed` receiver: counts the order once its write commits (at once in autocommit),
+    so a rolled-back order is never counted. Instrumentation, not business flow, hence a signal."""
+    transaction.on_commit(ORDERS_CREATED.inc)
 
 
 class OutboxPendingCollector(Collector):
