@@ -30,6 +30,10 @@ def make_handler(
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like the real gateway
+        # Headers and body go out in two writes; with Nagle on, the body waits for the client's
+        # delayed ACK of the headers (~40 ms on a keep-alive connection). Real HTTP servers
+        # (the gateway's included) send without that stall, so this one must too.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: object) -> None:
             pass
