@@ -77,23 +77,27 @@ def add_sms(*, order_id: int, recipient: str, text: str) -> str:
 # --- Publishing (called by the dispatcher) ------------------------------------------------------
 
 
-def sms_per_message(rows: int) -> int:
-    """Rows per message when `rows` are published at once: spread over SMS_BATCH_SPREAD messages
-    (the worker threads that can send at the same time) before any message carries more than
-    one, and never more than SMS_BATCH_MAX. Under load one message (one claim statement, one
-    broker round trip) serves several orders; a lone order still gets a message of its own."""
-    spread = max(1, int(settings.SMS_BATCH_SPREAD))
-    return max(1, min(int(settings.SMS_BATCH_MAX), -(-rows // spread)))
+def sms_per_message(rows: int, waiting: int = 0) -> int:
+    """Rows per message when `rows` are published at once and `waiting` messages already wait
+    in the broker: the worker threads that are free (SMS_BATCH_SPREAD, less what waits) get one
+    message each, one row each when rows are few; once messages queue up, messages grow (to
+    SMS_BATCH_MAX), so a backlog is served with one claim statement and one broker round trip
+    for many SMS. A lone order on a quiet system still gets a message of its own."""
+    free = max(1, int(settings.SMS_BATCH_SPREAD) - max(0, waiting))
+    return max(1, min(int(settings.SMS_BATCH_MAX), -(-rows // free)))
 
 
-def publish_due(*, publish: Publish, limit: int) -> int:
+def publish_due(*, publish: Publish, limit: int, waiting: int = 0) -> int:
     """Publish due rows that have no message yet; returns how many. `publish` enqueues one
-    message for a group of rows and returns its broker id. Several dispatchers share the rows
-    (SKIP LOCKED)."""
+    message for a group of rows and returns its broker id; `waiting` is how many SMS messages
+    the broker holds already (see `sms_per_message`). Several dispatchers share the rows (SKIP
+    LOCKED)."""
     due = SmsNotification.objects.filter(
         publishing.unclaimed_and_due(timezone.now()), enqueued_at__isnull=True
     )
-    return publishing.publish_due(due, publish=publish, limit=limit, group_size=sms_per_message)
+    return publishing.publish_due(
+        due, publish=publish, limit=limit, group_size=lambda rows: sms_per_message(rows, waiting)
+    )
 
 
 def republish_lost(*, publish: Publish, still_queued: StillQueued, limit: int) -> tuple[int, int]:

@@ -175,8 +175,9 @@ class Dispatcher:
         how many messages were published. Raises on broker or database errors."""
         limit = int(settings.OUTBOX_BATCH_SIZE)
         published = 0
+        waiting = self.sms_waiting()
         while True:
-            batch = outbox.publish_due(publish=self.publish_sms, limit=limit)
+            batch = outbox.publish_due(publish=self.publish_sms, limit=limit, waiting=waiting)
             published += batch
             if batch < limit:
                 break
@@ -214,6 +215,18 @@ class Dispatcher:
             lost_total += lost
             if checked < limit:
                 return lost_total
+
+    def sms_waiting(self) -> int:
+        """SMS messages waiting in the broker for a worker thread (0 when it cannot be asked,
+        or does not answer: publishing goes on, with one row per free thread)."""
+        try:
+            if isinstance(self.broker, RedisBroker):
+                return int(self.broker.client.llen(f"{self.broker.namespace}:{SMS_QUEUE}"))
+            queues = getattr(self.broker, "queues", None)  # the stub and in-process brokers
+            queue = queues.get(SMS_QUEUE) if isinstance(queues, dict) else None
+            return int(queue.qsize()) if queue is not None else 0
+        except Exception:
+            return 0
 
     def queue_depth(self) -> None:
         if isinstance(self.broker, RedisBroker):

@@ -200,3 +200,22 @@ def test_housekeeping_runs_in_the_dispatcher(stub_broker, settings):
         dispatcher.stop()
     assert IdempotencyRecord.objects.filter(key="new").exists()
     assert AccessToken.objects.filter(token="live-token").exists()
+
+
+def test_messages_grow_once_messages_wait(stub_broker, settings):
+    """Free worker threads get a message each; a backlog is served in bigger messages."""
+    assert [outbox.sms_per_message(n) for n in (1, 8, 9, 15, 160, 1000)] == [1, 1, 2, 2, 20, 20]
+    assert outbox.sms_per_message(15, waiting=8) == 15  # no thread free: one message
+    assert outbox.sms_per_message(15, waiting=6) == 8  # two threads free
+
+    dispatcher = Dispatcher(stub_broker)
+    for _ in range(8):
+        place()
+    assert dispatcher.run_once() == 8
+    assert stub_broker.queues["sms"].qsize() == 8  # one each: nothing was waiting
+    assert dispatcher.sms_waiting() == 8
+    later = [place() for _ in range(10)]
+    assert dispatcher.run_once() == 10
+    assert stub_broker.queues["sms"].qsize() == 9  # eight wait already: the ten share one
+    rows = SmsNotification.objects.filter(order_id__in=later)
+    assert len({row.broker_message_id for row in rows}) == 1
