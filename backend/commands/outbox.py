@@ -296,73 +296,105 @@ def _lock_message_id(message_id: str) -> None:
 
 
 _RECORD_SENT_SQL = """
-    WITH r AS (
-        UPDATE sms_notifications
-        SET status = 'sent', updated_at = %(now)s, sent_at = %(now)s, cost = %(cost)s,
-            gateway_message_id = CASE WHEN EXISTS (
-                SELECT FROM sms_notifications WHERE gateway_message_id = %(message_id)s
-            ) THEN NULL ELSE %(message_id)s END,
+    WITH input AS (
+        SELECT * FROM unnest(%(ids)s::bigint[], %(message_ids)s::text[], %(costs)s::text[])
+            AS t(id, message_id, cost)
+    ), r AS (
+        UPDATE sms_notifications s
+        SET status = 'sent', updated_at = %(now)s, sent_at = %(now)s, cost = i.cost,
+            gateway_message_id = CASE WHEN i.message_id IS NULL OR EXISTS (
+                SELECT FROM sms_notifications d WHERE d.gateway_message_id = i.message_id
+            ) THEN NULL ELSE i.message_id END,
             last_error = '', error_reason = '',
             claimed_until = NULL, claim_token = NULL, next_attempt_at = NULL
-        WHERE id = %(id)s AND status = 'pending'
-        RETURNING order_id, gateway_message_id
+        FROM input i
+        WHERE s.id = i.id AND s.status = 'pending'
+        RETURNING s.id, s.order_id, s.gateway_message_id
     ), v AS (
         UPDATE order_view SET sms_status = 'sent', sms_error = NULL
         FROM r WHERE order_view.id = r.order_id
     )
-    SELECT (SELECT order_id FROM r), (SELECT gateway_message_id FROM r),
-           EXISTS (SELECT FROM sms_early_reports WHERE gateway_message_id = %(message_id)s),
-           EXISTS (SELECT FROM webhook_endpoints e WHERE e.enabled AND e.deleted_at IS NULL
-                   AND e.events ? 'order.sms_status_changed')
+    SELECT r.id, r.order_id, r.gateway_message_id,
+           EXISTS (SELECT FROM sms_early_reports e WHERE e.gateway_message_id = r.gateway_message_id),
+           EXISTS (SELECT FROM webhook_endpoints w WHERE w.enabled AND w.deleted_at IS NULL
+                   AND w.events ? 'order.sms_status_changed')
+    FROM r
 """
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sent:
+    """A send the gateway accepted, waiting to be recorded."""
+
+    claim: Claim
+    message_id: str | None
+    cost: str
 
 
 def record_sent(claim: Claim, *, message_id: str | None, cost: str) -> bool:
     """The gateway accepted the message. Recorded even if the lease ran out meanwhile (the
     acceptance is a fact); False when the row had already left `pending` (a duplicate SMS).
-    A final delivery report that arrived first is applied in the same transaction.
+    A final delivery report that arrived first is applied in the same transaction."""
+    return record_sends([Sent(claim=claim, message_id=message_id, cost=cost)])[0]
 
-    On PostgreSQL the row and the order's read model change in one statement after the message
-    id's lock; the rare parts (an early report, a subscribed endpoint, a duplicate) then take
-    `_set_status`'s way. Elsewhere `_record_sent_orm` does all of it (the reference)."""
+
+def record_sends(sends: list[Sent]) -> list[bool]:
+    """`record_sent` for several accepted sends in one transaction; one result per send.
+
+    On PostgreSQL: the message ids' advisory locks, then one statement sets the rows `sent` and
+    the orders' read model; the rare parts (an early report, a subscribed endpoint, a duplicate)
+    take `_set_status`'s way. Elsewhere `_record_sent_orm` records each (the reference)."""
     if connection.vendor != "postgresql":
-        return _record_sent_orm(claim, message_id=message_id, cost=cost)
+        return [_record_sent_orm(s.claim, message_id=s.message_id, cost=s.cost) for s in sends]
+    if not sends:
+        return []
     now = timezone.now()
     with transaction.atomic():
-        if message_id:
-            _lock_message_id(message_id)
+        locked = sorted({s.message_id for s in sends if s.message_id})
         with connection.cursor() as cursor:
+            if locked:
+                # In hash order, as one report's lock is taken: no two recorders can deadlock.
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(h) FROM "
+                    "(SELECT DISTINCT hashtext(m) AS h FROM unnest(%s::text[]) AS m) AS x "
+                    "ORDER BY h",
+                    [locked],
+                )
             cursor.execute(
                 _RECORD_SENT_SQL,
                 {
-                    "id": claim.notification_id,
+                    "ids": [s.claim.notification_id for s in sends],
+                    "message_ids": [s.message_id for s in sends],
+                    "costs": [s.cost[:32] for s in sends],
                     "now": now,
-                    "cost": cost[:32],
-                    "message_id": message_id,
                 },
             )
-            order_id, recorded_id, early, subscribed = cursor.fetchone()
-        if order_id is None:
-            status = SmsNotification.objects.filter(pk=claim.notification_id).values_list(
-                "status", flat=True
-            )
-            logger.error(
-                "SMS notification %s was accepted again by the gateway (message %s) after it was %s",
-                claim.notification_id,
-                message_id,
-                status.first(),
-            )
-            return False
-        if subscribed:
-            webhooks.record_order_event("order.sms_status_changed", order_id)
-        if early and recorded_id:
-            row = SmsNotification.objects.select_for_update().get(pk=claim.notification_id)
-            report = EarlyDeliveryReport.objects.get(gateway_message_id=recorded_id)
-            _apply_final_report(
-                row, SmsStatus(report.status), report.reason, report.error_reason, now
-            )
-            report.delete()
-    return True
+            recorded = {row[0]: row[1:] for row in cursor.fetchall()}
+        for send in sends:
+            row = recorded.get(send.claim.notification_id)
+            if row is None:
+                status = SmsNotification.objects.filter(pk=send.claim.notification_id)
+                logger.error(
+                    "SMS notification %s was accepted again by the gateway (message %s) after "
+                    "it was %s",
+                    send.claim.notification_id,
+                    send.message_id,
+                    status.values_list("status", flat=True).first(),
+                )
+                continue
+            order_id, recorded_id, early, subscribed = row
+            if subscribed:
+                webhooks.record_order_event("order.sms_status_changed", order_id)
+            if early and recorded_id:
+                notification = SmsNotification.objects.select_for_update().get(
+                    pk=send.claim.notification_id
+                )
+                report = EarlyDeliveryReport.objects.get(gateway_message_id=recorded_id)
+                _apply_final_report(
+                    notification, SmsStatus(report.status), report.reason, report.error_reason, now
+                )
+                report.delete()
+    return [s.claim.notification_id in recorded for s in sends]
 
 
 def _record_sent_orm(claim: Claim, *, message_id: str | None, cost: str) -> bool:

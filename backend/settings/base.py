@@ -355,6 +355,9 @@ SMS_CLAIM_LEASE_SECONDS: float = 75.0
 # carries more than one, and a message never carries more than SMS_BATCH_MAX.
 SMS_BATCH_SPREAD: int = 8
 SMS_BATCH_MAX: int = 20
+# Accepted sends of a batch are recorded together, at most this long after the first of them
+# was accepted (a slower send is recorded at once): the crash window for a duplicate SMS.
+SMS_RECORD_WINDOW_SECONDS: float = 0.1
 
 # Dispatcher (the only publisher): woken by NOTIFY on commit, polling as the fallback.
 OUTBOX_POLL_SECONDS: float = 1.0

@@ -359,3 +359,78 @@ def test_a_batch_out_of_time_gives_the_rest_back(gateway_settings, settings):
     published, publish = _publish_log()
     assert outbox.publish_due(publish=publish, limit=100) == 2
     assert sorted(published) == sorted(ids[1:])
+
+
+def _record_calls(monkeypatch) -> list[int]:
+    sizes: list[int] = []
+    record = outbox.record_sends
+
+    def counted(sends):
+        sizes.append(len(sends))
+        return record(sends)
+
+    monkeypatch.setattr(outbox, "record_sends", counted)
+    return sizes
+
+
+def test_fast_sends_are_recorded_together(gateway_settings, settings, monkeypatch):
+    from backend.jobs.sms import deliver_many
+
+    settings.SMS_RECORD_WINDOW_SECONDS = 30.0
+    sizes = _record_calls(monkeypatch)
+    ids = [SmsNotification.objects.get(order_id=place()).pk for _ in range(5)]
+
+    assert set(deliver_many(ids).values()) == {"sent"}
+    assert sizes == [5]  # one transaction for the five
+    rows = SmsNotification.objects.filter(pk__in=ids)
+    assert {row.gateway_message_id for row in rows} == {
+        m.message_id for m in gateway_settings.messages
+    }
+    assert set(
+        OrderView.objects.filter(id__in=[r.order_id for r in rows]).values_list(
+            "sms_status", flat=True
+        )
+    ) == {"sent"}
+
+
+def test_a_send_slower_than_the_window_is_recorded_at_once(gateway_settings, settings, monkeypatch):
+    from backend.jobs.sms import deliver_many
+
+    settings.SMS_RECORD_WINDOW_SECONDS = 0.0
+    sizes = _record_calls(monkeypatch)
+    ids = [SmsNotification.objects.get(order_id=place()).pk for _ in range(3)]
+
+    assert set(deliver_many(ids).values()) == {"sent"}
+    assert sizes == [1, 1, 1]
+
+
+def test_an_interrupted_batch_still_records_what_was_accepted(
+    gateway_settings, settings, monkeypatch
+):
+    """Dramatiq's time limit (or a shutdown) raises inside the actor: the sends AT accepted
+    before it are recorded on the way out, so they are not sent again after the lease."""
+    from backend.integrations.africastalking import AfricasTalkingGateway
+    from backend.jobs.sms import deliver_many
+
+    class Interrupted(BaseException):
+        pass
+
+    settings.SMS_RECORD_WINDOW_SECONDS = 30.0
+    ids = [SmsNotification.objects.get(order_id=place()).pk for _ in range(3)]
+    send = AfricasTalkingGateway.send
+    calls: list[int] = []
+
+    def third_interrupted(self, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Interrupted
+        return send(self, **kwargs)
+
+    monkeypatch.setattr(AfricasTalkingGateway, "send", third_interrupted)
+    with pytest.raises(Interrupted):
+        deliver_many(ids)
+
+    rows = {row.pk: row for row in SmsNotification.objects.filter(pk__in=ids)}
+    assert [rows[pk].status for pk in ids] == ["sent", "sent", "pending"]
+    assert rows[ids[2]].claimed_until is not None  # its lease keeps it from a second send
+    assert len(gateway_settings.messages) == 2
