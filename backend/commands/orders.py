@@ -11,8 +11,7 @@ start) and the reference: tests compare the rows the two write.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -39,6 +38,7 @@ from backend.notifications import events
 from backend.observability.context import current_request_id
 from backend.observability.signals import order_placed
 from backend.queries.models import CustomerView, OrderView
+from backend.queries.orders import OrderRead
 
 ORDER_CREATED = "order.created"
 # A rename or new phone number between the two round trips makes the write find no customer
@@ -54,19 +54,8 @@ class PlaceOrder:
     amount: Decimal
 
 
-@dataclass(frozen=True, kw_only=True)
-class PlacedOrder:
-    """The order as written (its read model row): the 201 body is built from it, not read back."""
-
-    id: int
-    customer_id: int
-    customer_code: str
-    customer_name: str
-    item: str
-    amount: Decimal
-    time: datetime
-    sms_status: str
-    sms_error: str | None = None
+# The order as written is its read model row: the 201 body is built from it, not read back.
+PlacedOrder = OrderRead
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,6 +194,7 @@ def _place_order_sql(cmd: PlaceOrder, claim: IdempotencyClaim | None) -> PlacedO
             amount=amount,
             time=time,
             sms_status=SmsStatus.PENDING.value,
+            sms_error=None,
         )
         sql, constants = _write_sql(claimed=claim is not None, subscribed=bool(endpoint_ids))
         params: dict[str, Any] = {
@@ -254,17 +244,7 @@ def _place_order_sql(cmd: PlaceOrder, claim: IdempotencyClaim | None) -> PlacedO
 
 
 def _event_data(order: PlacedOrder) -> dict[str, Any]:
-    return events.order_data(
-        id=order.id,
-        customer_id=order.customer_id,
-        customer_code=order.customer_code,
-        customer_name=order.customer_name,
-        item=order.item,
-        amount=order.amount,
-        time=order.time,
-        sms_status=order.sms_status,
-        sms_error=order.sms_error,
-    )
+    return events.order_data(**{f.name: getattr(order, f.name) for f in fields(order)})
 
 
 def _no_customer(customer_id: int) -> InvalidField:
@@ -310,6 +290,7 @@ def _place_order_orm(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None) -
         amount=order.amount,
         time=order.time,
         sms_status=sms_status,
+        sms_error=None,
     )
     webhooks.record_event(
         ORDER_CREATED, subject=f"order:{order.pk}", data=lambda: _event_data(placed)

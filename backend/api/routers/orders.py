@@ -25,20 +25,9 @@ def _render(order_id: int) -> str:
     return rendering.dumps(rendering.order(queries.get_order(order_id)))
 
 
-def _created(order: commands.PlacedOrder) -> idempotency.Created:
+def _created(order: queries.OrderRead) -> idempotency.Created:
     """The 201 body from the values the command wrote (the same bytes a read-back gives)."""
-    view = queries.OrderRead(
-        id=order.id,
-        customer_id=order.customer_id,
-        customer_code=order.customer_code,
-        customer_name=order.customer_name,
-        item=order.item,
-        amount=order.amount,
-        time=order.time,
-        sms_status=order.sms_status,
-        sms_error=order.sms_error,
-    )
-    return idempotency.Created(order.id, rendering.dumps(rendering.order(view)))
+    return idempotency.Created(order.id, rendering.dumps(rendering.order(order)))
 
 
 @router.post(
