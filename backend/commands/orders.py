@@ -271,16 +271,6 @@ def _place_order_orm(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None) -
             customer_name=customer.name, order_id=order.pk, item=order.item, amount=order.amount
         ),
     )
-    projections.apply_order_placed(
-        order_id=order.pk,
-        customer_id=customer.pk,
-        customer_code=customer.code,
-        customer_name=customer.name,
-        item=order.item,
-        amount=order.amount,
-        time=order.time,
-        sms_status=sms_status,
-    )
     placed = PlacedOrder(
         id=order.pk,
         customer_id=customer.pk,
@@ -292,6 +282,7 @@ def _place_order_orm(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None) -
         sms_status=sms_status,
         sms_error=None,
     )
+    projections.apply_order_placed(placed)
     webhooks.record_event(
         ORDER_CREATED, subject=f"order:{order.pk}", data=lambda: _event_data(placed)
     )

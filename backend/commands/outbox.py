@@ -289,7 +289,7 @@ def release_claims(claims: list[Claim]) -> int:
 
 def _lock_message_id(message_id: str) -> None:
     """Serialises a send being recorded and a report for the same gateway message id, so an
-    early report is either seen by `record_sent` or finds the recorded row: never neither."""
+    early report is either seen by `record_sends` or finds the recorded row: never neither."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [message_id])
@@ -331,15 +331,11 @@ class Sent:
     cost: str
 
 
-def record_sent(claim: Claim, *, message_id: str | None, cost: str) -> bool:
-    """The gateway accepted the message. Recorded even if the lease ran out meanwhile (the
-    acceptance is a fact); False when the row had already left `pending` (a duplicate SMS).
-    A final delivery report that arrived first is applied in the same transaction."""
-    return record_sends([Sent(claim=claim, message_id=message_id, cost=cost)])[0]
-
-
 def record_sends(sends: list[Sent]) -> list[bool]:
-    """`record_sent` for several accepted sends in one transaction; one result per send.
+    """The gateway accepted these sends; one result per send, in one transaction. A send is
+    recorded even if its lease ran out meanwhile (the acceptance is a fact); False when the row
+    had already left `pending` (a duplicate SMS). A final delivery report that arrived first is
+    applied in the same transaction.
 
     On PostgreSQL: the message ids' advisory locks, then one statement sets the rows `sent` and
     the orders' read model; the rare parts (an early report, a subscribed endpoint, a duplicate)
@@ -543,7 +539,7 @@ def apply_delivery_report(*, message_id: str, status: str, failure_reason: str =
 
     Intermediate statuses and repeats change nothing, and a final status is never overwritten by
     a later report. A final report for a message id not recorded yet is kept, and applied when
-    its send is recorded (see `record_sent`); a report for an id never sent expires unused."""
+    its send is recorded (see `record_sends`); a report for an id never sent expires unused."""
     outcome = classify_report_status(status)
     if outcome is None:
         return False

@@ -168,7 +168,7 @@ class DeadlineExceeded(TransientSmsError):
     """The gateway call ran past its total deadline and its connection was cut."""
 
 
-# --- Transport: keep-alive sessions and a total deadline ---------------------------------------
+# --- Transport: a keep-alive connection per thread and a total deadline ------------------------
 #
 # Socket timeouts are per socket operation: a reply that trickles one byte every few seconds
 # never times out. The worker's claim lease is sized from the longest attempt, so an attempt
@@ -233,7 +233,8 @@ def _pool(url: str) -> urllib3.PoolManager:
     if pools is None:
         pools = _attempt.pools = {}
     if url not in pools:
-        environment = requests.Session().merge_environment_settings(url, {}, None, None, None)
+        with requests.Session() as probe:
+            environment = probe.merge_environment_settings(url, {}, None, None, None)
         proxy = requests.utils.select_proxy(url, environment["proxies"])
         options: dict[str, Any] = {"num_pools": 2, "maxsize": 1, "retries": False}
         options.update(_tls(environment["verify"]))

@@ -7,14 +7,15 @@ write models, so this package depends on nothing of `backend.commands` (no cycle
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
-from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from backend.queries.models import CustomerView, OrderView
+from backend.queries.orders import OrderRead
 
 # Orders loaded by `seed` have no outbox row (no SMS is sent for demo data).
 UNNOTIFIED_SMS_STATUS = "pending"
@@ -51,36 +52,16 @@ def apply_customer_deleted(customer_id: int) -> None:
     CustomerView.objects.filter(id=customer_id).delete()
 
 
-def apply_order_placed(
-    *,
-    order_id: int,
-    customer_id: int,
-    customer_code: str,
-    customer_name: str,
-    item: str,
-    amount: Decimal,
-    time: datetime,
-    sms_status: str,
-) -> None:
+def apply_order_placed(order: OrderRead) -> None:
     """Precondition: the customer row is locked, so the aggregates cannot race.
 
     `last_order_at` is the greatest order time, as `rebuild_all` computes it, even when the clock
     stepped back between two orders."""
-    OrderView.objects.create(
-        id=order_id,
-        customer_id=customer_id,
-        customer_code=customer_code,
-        customer_name=customer_name,
-        item=item,
-        amount=amount,
-        time=time,
-        sms_status=sms_status,
-        sms_error=None,
-    )
-    CustomerView.objects.filter(id=customer_id).update(
+    OrderView.objects.create(**dataclasses.asdict(order))
+    CustomerView.objects.filter(id=order.customer_id).update(
         order_count=F("order_count") + 1,
-        total_amount=F("total_amount") + amount,
-        last_order_at=Greatest(Coalesce(F("last_order_at"), Value(time)), Value(time)),
+        total_amount=F("total_amount") + order.amount,
+        last_order_at=Greatest(Coalesce(F("last_order_at"), Value(order.time)), Value(order.time)),
     )
 
 

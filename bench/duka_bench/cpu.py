@@ -6,28 +6,10 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from .config import OTHER_CPU_LIMIT, log
-from .procs import Proc, descendants
-
-
-def cpu_ticks() -> dict[int, tuple[str, int, int]]:
-    """Every process's (comm, parent, utime+stime ticks), for the CPU split of a run."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat.rsplit(")", 1)[1].split()
-        table[int(entry.name)] = (comm, int(fields[1]), int(fields[11]) + int(fields[12]))
-    return table
-
+from .procs import Proc, cpu_ticks, descendants
 
 # The processes whose CPU time each run reports separately (filled in by cli.execute()).
 TRACKED: dict[str, Proc] = {}

@@ -84,8 +84,9 @@ class Processes:
         self.procs.clear()
 
 
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
+def cpu_ticks() -> dict[int, tuple[str, int, int]]:
+    """Every process's (comm, parent, utime+stime ticks), for the CPU split of a run."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -93,8 +94,16 @@ def descendants(pid: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        table[int(entry.name)] = (comm, int(fields[1]), int(fields[11]) + int(fields[12]))
+    return table
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for child, (_, ppid, _) in cpu_ticks().items():
+        children.setdefault(ppid, []).append(child)
     found, stack = [], [pid]
     while stack:
         for child in children.get(stack.pop(), []):

@@ -6,20 +6,14 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from tests.fixtures.auth import API_SCOPES, builtin_token
-from tests.fixtures.broker import ROOT, database_url, free_port
-from tests.integration.ops.test_gunicorn import Server, procfile_command
+from tests.integration.ops.test_gunicorn import Server, procfile_web
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,42 +22,8 @@ MAX_LINE = 8190  # 8 KiB with the CRLF that ends the request line
 
 @pytest.fixture
 def gunicorn(tmp_path: Path) -> Iterator[Server]:
-    metrics_dir = tmp_path / "prometheus"
-    metrics_dir.mkdir()
-    port = free_port()
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DJANGO_SETTINGS_MODULE": "tests.integration.jobs.worker_settings",
-        "DUKA_TEST_DRAMATIQ_NAMESPACE": f"duka-test-{uuid.uuid4().hex[:10]}",
-        "TEST_DATABASE_URL": database_url(),
-        "OIDC_RSA_PRIVATE_KEY": settings.OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"],
-        "DUKA_PUBLIC_URL": settings.DUKA_PUBLIC_URL,
-        "PORT": str(port),
-        "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "1",
-        "WEB_THREADS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        env.pop(name, None)
-    log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["sh", "-c", f"exec {procfile_command('web')}"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(process=process, port=port, log_path=log_path, metrics_dir=metrics_dir)
-    try:
-        server.wait_ready()
+    with procfile_web(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _auth() -> dict[str, str]:

@@ -86,7 +86,7 @@ def test_a_rolled_back_order_publishes_nothing(stub_broker, monkeypatch):
         with pytest.raises(IntegrityError):
             orders.place_order(cmd)
 
-    def fail_after_the_outbox_row(**kwargs: object) -> None:
+    def fail_after_the_outbox_row(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the transaction fails after the outbox row was written")
 
     monkeypatch.setattr(orders.projections, "apply_order_placed", fail_after_the_outbox_row)

@@ -149,19 +149,24 @@ class Server:
         return {pid: value for pid, value in values.items() if value}
 
 
-@pytest.fixture
-def web_server(tmp_path: Path) -> Iterator[Server]:
-    metrics_dir = tmp_path / "prometheus"
-    metrics_dir.mkdir()
-    write_stale_counter(metrics_dir)
+@contextlib.contextmanager
+def procfile_web(
+    tmp_path: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str | None] | None = None,
+    metrics_dir: Path | None = None,
+) -> Iterator[Server]:
+    """The Procfile's `web` command, as a Procfile runner starts it, on a loopback port and the
+    test database, 2 threads per worker; `env` adds variables (None removes one)."""
+    metrics_dir = metrics_dir or tmp_path / "prometheus"
+    metrics_dir.mkdir(exist_ok=True)
     port = free_port()
-    redis_url = reachable_redis()
-    namespace = f"duka-test-{uuid.uuid4().hex[:10]}"
-    env = {
+    full = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "DJANGO_SETTINGS_MODULE": "tests.integration.jobs.worker_settings",
-        "DUKA_TEST_DRAMATIQ_NAMESPACE": namespace,
+        "DUKA_TEST_DRAMATIQ_NAMESPACE": f"duka-test-{uuid.uuid4().hex[:10]}",
         "TEST_DATABASE_URL": database_url(),
         # Tokens minted by this test process must validate in the server: same key and issuer.
         "OIDC_RSA_PRIVATE_KEY": settings.OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"],
@@ -169,24 +174,25 @@ def web_server(tmp_path: Path) -> Iterator[Server]:
         "PORT": str(port),
         # The Procfile binds 0.0.0.0; tests stay on loopback (GUNICORN_CMD_ARGS wins over the file).
         "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}",
-        "WEB_CONCURRENCY": str(WORKERS),
+        "WEB_CONCURRENCY": str(workers),
         "WEB_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("DATABASE_URL", None)
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    else:
-        env.pop("REDIS_URL", None)
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        full.pop(name, None)
+    for name, value in (env or {}).items():
+        if value is None:
+            full.pop(name, None)
+        else:
+            full[name] = value
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             # As a Procfile runner does: the shell execs the command, so gunicorn gets signals.
             ["sh", "-c", f"exec {procfile_command('web')}"],
             cwd=ROOT,
-            env=env,
+            env=full,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -197,6 +203,24 @@ def web_server(tmp_path: Path) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def web_server(tmp_path: Path) -> Iterator[Server]:
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    write_stale_counter(metrics_dir)
+    redis_url = reachable_redis()
+    namespace = f"duka-test-{uuid.uuid4().hex[:10]}"
+    env = {
+        "DUKA_TEST_DRAMATIQ_NAMESPACE": namespace,
+        "LOG_FORMAT": "json",
+        "REDIS_URL": redis_url,
+    }
+    try:
+        with procfile_web(tmp_path, workers=WORKERS, env=env, metrics_dir=metrics_dir) as server:
+            yield server
+    finally:
         if redis_url:
             client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=5)
             keys = list(client.scan_iter(match=f"{namespace}:*", count=500))
