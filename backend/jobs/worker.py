@@ -2,7 +2,7 @@
 
 Each Dramatiq worker process imports this module: it points prometheus_client at a per-run
 multiprocess directory *before* anything imports it, sets Django up, refuses to start without
-REDIS_URL, enables Sentry's Dramatiq integration before the broker exists, adds the Prometheus
+REDIS_URL, lowers its CPU priority below the web's (WORKER_NICENESS), enables Sentry's Dramatiq integration before the broker exists, adds the Prometheus
 middleware (only here: it needs the CLI's process_boot hook), and declares the actors.
 Metrics are served on `:$METRICS_PORT/metrics`, and liveness on `:$METRICS_PORT/healthz`, by a
 process the CLI forks (`serve_metrics`). Booting each worker starts its outbox dispatcher.
@@ -58,6 +58,12 @@ from backend.observability.sentry import init_sentry  # noqa: E402
 # Already done by the app's ready() in django.setup(); repeated here (a no-op then) to make the
 # order explicit: Sentry's Dramatiq integration patches Broker.__init__, so it must precede it.
 init_sentry()
+
+from backend.jobs.priority import yield_cpu  # noqa: E402
+
+# Before the dispatcher and the actors' threads start: they inherit nothing from a later call.
+if _lowered := yield_cpu(settings.WORKER_NICENESS):
+    print(f"worker: CPU priority lowered ({', '.join(_lowered)})", file=sys.stderr, flush=True)
 
 from dramatiq import Broker  # noqa: E402
 from dramatiq.middleware.prometheus import Prometheus, _metrics_handler  # noqa: E402

@@ -355,6 +355,9 @@ SMS_CLAIM_LEASE_SECONDS: float = 75.0
 # carries more than one, and a message never carries more than SMS_BATCH_MAX.
 SMS_BATCH_SPREAD: int = 8
 SMS_BATCH_MAX: int = 20
+# The worker processes' nice value (0-19; 0 leaves it alone): on a shared host the web gets the
+# CPU first and the SMS backlog goes out in larger batches when it idles (backend.jobs.priority).
+WORKER_NICENESS = env_int("WORKER_NICENESS", 10, minimum=0, maximum=19)
 # Accepted sends of a batch are recorded together, at most this long after the first of them
 # was accepted (a slower send is recorded at once): the crash window for a duplicate SMS.
 SMS_RECORD_WINDOW_SECONDS: float = 0.1

@@ -51,6 +51,8 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ({"SMS_DEFAULT_REGION": "XX"}, "SMS_DEFAULT_REGION"),
         ({"METRICS_PORT": "abc"}, "METRICS_PORT"),
         ({"METRICS_PORT": "70000"}, "METRICS_PORT"),
+        ({"WORKER_NICENESS": "20"}, "WORKER_NICENESS"),
+        ({"WORKER_NICENESS": "-5"}, "WORKER_NICENESS"),
         ({"RATE_LIMIT_WRITES": "lots"}, "RATE_LIMIT_WRITES"),
         ({"DJANGO_DEBUG": "0", "OIDC_RSA_PRIVATE_KEY": ""}, "OIDC_RSA_PRIVATE_KEY"),
     ],

@@ -169,6 +169,15 @@ def test_worker_liveness_follows_its_processes(redis_broker, worker_process):
     assert healthz(worker.metrics_port, until=200)[0] == 200
 
 
+def test_worker_processes_run_below_the_web_priority(redis_broker, worker_process):
+    worker = worker_process(env={"WORKER_NICENESS": "6"})
+    _, body = healthz(worker.metrics_port, until=200)
+    [pid] = body["heartbeats"]
+
+    assert os.getpriority(os.PRIO_PROCESS, int(pid)) == 6
+    assert "worker: CPU priority lowered (nice 6" in worker.log
+
+
 def healthz(port: int, *, until: int, timeout: float = 20.0) -> tuple[int, dict]:
     """GET the worker's /healthz until it answers `until` (bounded)."""
     deadline = time.monotonic() + timeout
