@@ -222,17 +222,27 @@ def _tls(verify: bool | str) -> dict[str, Any]:
     return {"cert_reqs": "CERT_REQUIRED", "ca_certs": requests.certs.where()}
 
 
-def _pool(url: str) -> urllib3.PoolManager:
+@dataclass(frozen=True)
+class _Route:
+    """How this thread reaches one URL: a connection pool and the request target to send."""
+
+    pool: urllib3.PoolManager | HTTPConnectionPool
+    target: str
+
+
+def _route(url: str) -> _Route:
     """This thread's keep-alive connection to the gateway, through the environment's proxy.
 
     The SDK would use `requests`, which re-reads the environment (proxies, CA bundle) and
     rebuilds settings, hooks and cookies for every call: two thirds of an SMS's worker CPU.
     urllib3 (what `requests` sends with) does the same call; the environment is read once per
-    URL, with `requests`' own rules (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, ...)."""
-    pools: dict[str, urllib3.PoolManager] | None = getattr(_attempt, "pools", None)
-    if pools is None:
-        pools = _attempt.pools = {}
-    if url not in pools:
+    URL, with `requests`' own rules (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, ...). Without a
+    proxy the call goes straight to the host's pool: the manager would parse the URL and look
+    the pool up again on every call."""
+    routes: dict[str, _Route] | None = getattr(_attempt, "routes", None)
+    if routes is None:
+        routes = _attempt.routes = {}
+    if url not in routes:
         with requests.Session() as probe:
             environment = probe.merge_environment_settings(url, {}, None, None, None)
         proxy = requests.utils.select_proxy(url, environment["proxies"])
@@ -242,8 +252,12 @@ def _pool(url: str) -> urllib3.PoolManager:
             urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
         )
         manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-        pools[url] = manager
-    return pools[url]
+        if proxy:
+            routes[url] = _Route(manager, url)
+        else:
+            target = urllib3.util.parse_url(url).request_uri
+            routes[url] = _Route(manager.connection_from_url(url), target)
+    return routes[url]
 
 
 def _cut(conns: list[HTTPConnection], expired: threading.Event) -> None:
@@ -301,15 +315,16 @@ def post_within(
     _attempt.conns = conns
     watchdog = WATCHDOG.arm(deadline, lambda: _cut(conns, expired))
     try:
-        response = _pool(url).request(
+        route = _route(url)
+        response = route.pool.urlopen(
             "POST",
-            url,
+            route.target,
             body=urlencode(data or {}, doseq=True),
             headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
             timeout=urllib3.Timeout(connect=connect, read=read),
             redirect=False,
             retries=False,
-        )  # the whole body is read here, inside the deadline
+        )  # the whole body is read here (preload_content), inside the deadline
         try:
             text = response.data.decode(
                 _charset(response.headers.get("Content-Type", "")), "replace"
