@@ -15,8 +15,10 @@ The text is what `json.dumps` writes with its defaults (`", "` and `": "`, `ensu
   microseconds are not zero, `Z`.
 `tests/integration/queries/test_documents.py` compares the bytes with the Python rendering over
 edge values. PostgreSQL only: the quick start's SQLite keeps the Python path (`available()`).
-The one-row reads (`GET orders/{id}/`, `customers/{id}/`) stay in Python: rendered here too they
-used no less web CPU (one row was never the cost) and more PostgreSQL CPU.
+`GET orders/{id}/` is rendered here too: with its ETag digesting that text (`etags.tag`) Python
+no longer parses nine typed columns, builds a dataclass and a dict and encodes them, nor
+canonicalises the fields for the tag (docs/performance.md, decision 19). `customers/{id}/`
+stays in Python (not a hot read).
 """
 
 from __future__ import annotations
@@ -169,6 +171,13 @@ class _Documents:
         inner = f"SELECT {columns}, row_number() OVER w AS n FROM {table}"  # noqa: S608
         self.page_head = f"SELECT {items}, count(*) > %s, {keys} FROM ({inner}"  # noqa: S608
         self.page_tail = f" WINDOW w AS (ORDER BY {order_by}) ORDER BY {order_by} LIMIT %s) AS page"
+        one = f'SELECT {columns} FROM {table} WHERE "id" = %s'  # noqa: S608
+        self.one = f"SELECT {_json_object(view, 'o')} FROM ({one}) AS o"  # noqa: S608
+
+    def get(self, row_id: int) -> str | None:
+        """The JSON text of the row with this id, None when there is none."""
+        rows = fetch(self.one, [row_id], ())
+        return _ascii(rows[0][0]) if rows else None
 
     def page(self, where: str, params: Sequence[Any], limit: int) -> tuple[str, list[Any] | None]:
         """The items' JSON (comma-joined objects) and the next page's key, None on the last."""
@@ -204,6 +213,14 @@ def order_page(
     )
     items, key = _ORDERS.page(where, params, limit)
     return _page_body(items, None if key is None else encode_cursor("orders", filters, key))
+
+
+def order(order_id: int) -> str:
+    """`GET orders/{id}/`: the body `rendering.order()` gives for `orders.get_order()`."""
+    body = _ORDERS.get(order_id)
+    if body is None:
+        raise orders.not_found(order_id)
+    return body
 
 
 def customer_page(
