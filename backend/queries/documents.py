@@ -176,14 +176,14 @@ class _Documents:
 
     def get(self, row_id: int) -> str | None:
         """The JSON text of the row with this id, None when there is none."""
-        rows = fetch(self.one, [row_id], ())
+        rows = fetch(self.one, [row_id], (), untyped=True)
         return _ascii(rows[0][0]) if rows else None
 
     def page(self, where: str, params: Sequence[Any], limit: int) -> tuple[str, list[Any] | None]:
         """The items' JSON (comma-joined objects) and the next page's key, None on the last."""
         sql = self.page_head + where + self.page_tail
         [(items, more, *key)] = fetch(
-            sql, [limit, limit, *[limit] * self.key_width, *params, limit + 1], ()
+            sql, [limit, limit, *[limit] * self.key_width, *params, limit + 1], (), untyped=True
         )
         return _ascii(items or ""), (key if more else None)
 
