@@ -124,24 +124,34 @@ def _alias(name: str) -> str:
 
 
 def _json_object(view: type, row: str) -> str:
-    """SQL text of `json.dumps(rendering.<view>(...))` over `_selected`'s columns of `row`."""
-    parts = []
+    """SQL text of `json.dumps(rendering.<view>(...))` over `_selected`'s columns of `row`.
+
+    One `format()` call per row rather than a chain of `||`: each `||` is a function call and a
+    new text, 20 of them per row, and a page's rows took a fifth less of PostgreSQL's time this
+    way (docs/performance.md, decision 23). Unquoted, non-nullable values go in as they are
+    (`%s` renders a number's or json's text); `%%` is psycopg's escape for format's `%`.
+    """
+    template = []
+    values = []
     for n, (name, kind, nullable) in enumerate(_kinds(view)):
         column = f'{row}."{_alias(name)}"'
         if kind is int:
-            value = f"{column}::text"
+            value = column
         elif kind is str:
-            value = f"to_json({column})::text"
+            value = f"to_json({column})"
         elif kind is Decimal:
             value = f"""'"' || {column} || '"'"""
         elif kind is datetime:
             value = _sql_json_time(column)
         else:  # pragma: no cover - a new field type needs its rendering here
             raise TypeError(f"{view.__name__}.{name}: no SQL rendering for {kind}")
-        if nullable:
-            value = f"COALESCE({value}, 'null')"
-        parts.append(f"'{'{' if n == 0 else ', '}\"{name}\": ' || {value}")
-    return " || ".join(parts) + " || '}'"
+        if nullable:  # format's %s renders NULL as ''
+            value = f"COALESCE(({value})::text, 'null')"
+        if not name.isidentifier():  # pragma: no cover - nothing may need escaping in the template
+            raise ValueError(f"{view.__name__}.{name}: not an identifier")
+        template.append(f'{"{" if n == 0 else ", "}"{name}": %%s')
+        values.append(value)
+    return f"format('{''.join(template)}}}', {', '.join(values)})"
 
 
 class _Documents:
