@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from backend.replicas import routing
@@ -77,7 +77,9 @@ def fetch(
             logger.warning("read replica failed a query (%s); reading from the primary", exc)
             connections[alias].close()
             routing.monitor.mark_down()
-    return _fetch(connection, sql, params, converters, untyped)
+    # The wrapper itself, not `django.db.connection`: every attribute read through that proxy is
+    # a lookup in `connections` (an asgiref Local), and a read makes about ten of them.
+    return _fetch(connections[DEFAULT_DB_ALIAS], sql, params, converters, untyped)
 
 
 def _fetch(
