@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 
@@ -41,8 +40,9 @@ def if_match(request: HttpRequest) -> frozenset[str] | None:
     return None if header is None else _tags(header, weak=False)
 
 
-def representation(request: HttpRequest, body: dict[str, Any], tag: str) -> HttpResponse:
-    """200 with `ETag`, or 304 (no body) when `If-None-Match` names the tag or is `*`."""
+def representation(request: HttpRequest, body: str, tag: str) -> HttpResponse:
+    """200 with the JSON text `body` and `ETag`, or 304 (no body) when `If-None-Match` names the
+    tag or is `*`."""
     header = request.headers.get("If-None-Match")
     if header is not None:
         tags = _tags(header, weak=True)
@@ -50,7 +50,7 @@ def representation(request: HttpRequest, body: dict[str, Any], tag: str) -> Http
             response: HttpResponse = HttpResponseNotModified()
             response["ETag"] = tag
             return response
-    return tagged(rendering.json_response(body), tag)
+    return tagged(rendering.text_response(body), tag)
 
 
 def tagged(response: HttpResponse, tag: str) -> HttpResponse:

@@ -11,64 +11,22 @@ which still documents the body in OpenAPI.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
 from django.http import HttpResponse
 
 from backend.queries import customers, documents, orders
-from backend.queries.customers import CustomerRead
-from backend.queries.orders import OrderRead
 from backend.queries.pagination import Page
+
+# The views' representations live with the queries (a write's If-Match digests them too).
+from backend.queries.representations import customer as customer
+from backend.queries.representations import dumps as dumps
+from backend.queries.representations import order as order
+from backend.queries.representations import timestamp as timestamp
 
 T = TypeVar("T")
 CONTENT_TYPE = "application/json; charset=utf-8"
-
-
-def timestamp(value: datetime | None) -> str | None:
-    """The text DjangoJSONEncoder (Ninja's encoder) gives: milliseconds, `Z` for UTC."""
-    if value is None:
-        return None
-    text = value.isoformat()
-    if value.microsecond:
-        text = text[:23] + text[26:]
-    if text.endswith("+00:00"):
-        text = text[:-6] + "Z"
-    return text
-
-
-def order(view: OrderRead) -> dict[str, Any]:
-    return {
-        "id": view.id,
-        "customer_id": view.customer_id,
-        "customer_code": view.customer_code,
-        "customer_name": view.customer_name,
-        "item": view.item,
-        "amount": str(view.amount),
-        "time": timestamp(view.time),
-        "sms_status": view.sms_status,
-        "sms_error": view.sms_error,
-    }
-
-
-def customer(view: CustomerRead) -> dict[str, Any]:
-    return {
-        "id": view.id,
-        "name": view.name,
-        "code": view.code,
-        "phone_number": view.phone_number,
-        "created_at": timestamp(view.created_at),
-        "updated_at": timestamp(view.updated_at),
-        "order_count": view.order_count,
-        "total_amount": str(view.total_amount),
-        "last_order_at": timestamp(view.last_order_at),
-    }
-
-
-def dumps(body: dict[str, Any]) -> str:
-    return json.dumps(body)
 
 
 def page(result: Page[T], item: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
@@ -100,3 +58,11 @@ def customer_page(**filters: Any) -> str:
     if documents.available():
         return documents.customer_page(**filters)
     return dumps(page(customers.list_customers(**filters), customer))
+
+
+def order_body(order_id: int) -> str:
+    """`GET orders/{id}/`: the JSON text PostgreSQL rendered with the row (no dataclass, dict or
+    encoder in Python); on SQLite the Python rendering of the same bytes."""
+    if documents.available():
+        return documents.order(order_id)
+    return dumps(order(orders.get_order(order_id)))

@@ -20,7 +20,7 @@ from backend.observability.context import (
     new_request_id,
     unbind_request_id,
 )
-from backend.observability.logging import CLEAN_FIELDS
+from backend.observability.logging import CLEAN_FIELDS, json_line, sole_json_handler
 from backend.observability.routes import operation_name
 
 logger = logging.getLogger("duka.request")
@@ -80,6 +80,8 @@ def log_request(request: HttpRequest, *, status: int, started: float) -> None:
     principal = getattr(request, "auth", None)
     method = request.method
     path = request.path
+    message = f"{method} {path} {status} {duration_ms:.1f}ms"
+    clean = _OWN_FIELDS_AND_METHOD if method in _KNOWN_METHODS else _OWN_FIELDS
     fields = {
         "event": "request",
         "method": method,
@@ -91,8 +93,12 @@ def log_request(request: HttpRequest, *, status: int, started: float) -> None:
         "duration_ms": duration_ms,
         "subject": getattr(principal, "subject", None),
         "client_id": getattr(principal, "client_id", None),
-        CLEAN_FIELDS: _OWN_FIELDS_AND_METHOD if method in _KNOWN_METHODS else _OWN_FIELDS,
     }
+    handler = sole_json_handler(logger, level)
+    if handler is not None:
+        handler.write_line(json_line(logger, level, message, fields, clean))
+        return
+    fields[CLEAN_FIELDS] = clean
     # The message formatted once (the handler's filters and formatter each read it), and the
     # record made directly: `Logger.log` would walk the stack to find this very function.
     record = logger.makeRecord(
@@ -100,7 +106,7 @@ def log_request(request: HttpRequest, *, status: int, started: float) -> None:
         level,
         __file__,
         sys._getframe().f_lineno,
-        f"{method} {path} {status} {duration_ms:.1f}ms",
+        message,
         None,
         None,
         "log_request",

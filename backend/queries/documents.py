@@ -15,8 +15,10 @@ The text is what `json.dumps` writes with its defaults (`", "` and `": "`, `ensu
   microseconds are not zero, `Z`.
 `tests/integration/queries/test_documents.py` compares the bytes with the Python rendering over
 edge values. PostgreSQL only: the quick start's SQLite keeps the Python path (`available()`).
-The one-row reads (`GET orders/{id}/`, `customers/{id}/`) stay in Python: rendered here too they
-used no less web CPU (one row was never the cost) and more PostgreSQL CPU.
+`GET orders/{id}/` is rendered here too: with its ETag digesting that text (`etags.tag`) Python
+no longer parses nine typed columns, builds a dataclass and a dict and encodes them, nor
+canonicalises the fields for the tag (docs/performance.md, decision 19). `customers/{id}/`
+stays in Python (not a hot read).
 """
 
 from __future__ import annotations
@@ -79,8 +81,15 @@ def _sql_fraction(text: str, width: int) -> str:
 
 
 def _sql_json_time(text: str) -> str:
-    """`rendering.timestamp()`, quoted: `"2026-11-27T08:30:00Z"`, `"...08:30:00.630Z"`."""
-    return f"""left({text}, 20) || {_sql_fraction(text, 4)} || 'Z"'"""
+    """`rendering.timestamp()`, quoted: `"2026-11-27T08:30:00Z"`, `"...08:30:00.630Z"`.
+
+    With a fraction, the text without its closing quote is padded with zeros or cut to 24
+    characters (`rpad` does both): `.` and three digits, truncated. Fewer calls than cutting the
+    fraction out and padding it (a customer row has three timestamps; decision 24)."""
+    return (
+        f"CASE WHEN length({text}) = 21 THEN left({text}, 20)"
+        f" ELSE rpad(left({text}, -1), 24, '0') END || 'Z\"'"
+    )
 
 
 def _sql_iso_time(text: str) -> str:
@@ -122,24 +131,34 @@ def _alias(name: str) -> str:
 
 
 def _json_object(view: type, row: str) -> str:
-    """SQL text of `json.dumps(rendering.<view>(...))` over `_selected`'s columns of `row`."""
-    parts = []
+    """SQL text of `json.dumps(rendering.<view>(...))` over `_selected`'s columns of `row`.
+
+    One `format()` call per row rather than a chain of `||`: each `||` is a function call and a
+    new text, 20 of them per row, and a page's rows took a fifth less of PostgreSQL's time this
+    way (docs/performance.md, decision 23). Unquoted, non-nullable values go in as they are
+    (`%s` renders a number's or json's text); `%%` is psycopg's escape for format's `%`.
+    """
+    template = []
+    values = []
     for n, (name, kind, nullable) in enumerate(_kinds(view)):
         column = f'{row}."{_alias(name)}"'
         if kind is int:
-            value = f"{column}::text"
+            value = column
         elif kind is str:
-            value = f"to_json({column})::text"
+            value = f"to_json({column})"
         elif kind is Decimal:
             value = f"""'"' || {column} || '"'"""
         elif kind is datetime:
             value = _sql_json_time(column)
         else:  # pragma: no cover - a new field type needs its rendering here
             raise TypeError(f"{view.__name__}.{name}: no SQL rendering for {kind}")
-        if nullable:
-            value = f"COALESCE({value}, 'null')"
-        parts.append(f"'{'{' if n == 0 else ', '}\"{name}\": ' || {value}")
-    return " || ".join(parts) + " || '}'"
+        if nullable:  # format's %s renders NULL as ''
+            value = f"COALESCE(({value})::text, 'null')"
+        if not name.isidentifier():  # pragma: no cover - nothing may need escaping in the template
+            raise ValueError(f"{view.__name__}.{name}: not an identifier")
+        template.append(f'{"{" if n == 0 else ", "}"{name}": %%s')
+        values.append(value)
+    return f"format('{''.join(template)}}}', {', '.join(values)})"
 
 
 class _Documents:
@@ -169,12 +188,19 @@ class _Documents:
         inner = f"SELECT {columns}, row_number() OVER w AS n FROM {table}"  # noqa: S608
         self.page_head = f"SELECT {items}, count(*) > %s, {keys} FROM ({inner}"  # noqa: S608
         self.page_tail = f" WINDOW w AS (ORDER BY {order_by}) ORDER BY {order_by} LIMIT %s) AS page"
+        one = f'SELECT {columns} FROM {table} WHERE "id" = %s'  # noqa: S608
+        self.one = f"SELECT {_json_object(view, 'o')} FROM ({one}) AS o"  # noqa: S608
+
+    def get(self, row_id: int) -> str | None:
+        """The JSON text of the row with this id, None when there is none."""
+        rows = fetch(self.one, [row_id], (), untyped=True)
+        return _ascii(rows[0][0]) if rows else None
 
     def page(self, where: str, params: Sequence[Any], limit: int) -> tuple[str, list[Any] | None]:
         """The items' JSON (comma-joined objects) and the next page's key, None on the last."""
         sql = self.page_head + where + self.page_tail
         [(items, more, *key)] = fetch(
-            sql, [limit, limit, *[limit] * self.key_width, *params, limit + 1], ()
+            sql, [limit, limit, *[limit] * self.key_width, *params, limit + 1], (), untyped=True
         )
         return _ascii(items or ""), (key if more else None)
 
@@ -204,6 +230,14 @@ def order_page(
     )
     items, key = _ORDERS.page(where, params, limit)
     return _page_body(items, None if key is None else encode_cursor("orders", filters, key))
+
+
+def order(order_id: int) -> str:
+    """`GET orders/{id}/`: the body `rendering.order()` gives for `orders.get_order()`."""
+    body = _ORDERS.get(order_id)
+    if body is None:
+        raise orders.not_found(order_id)
+    return body
 
 
 def customer_page(

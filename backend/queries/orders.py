@@ -33,10 +33,14 @@ _READER = ViewReader(OrderView, OrderRead)
 _NEWEST_FIRST = ' ORDER BY "time" DESC, "id" DESC LIMIT %s'
 
 
+def not_found(order_id: int) -> NotFound:
+    return NotFound(f"Order {order_id} does not exist.")
+
+
 def get_order(order_id: int) -> OrderRead:
     rows = _READER.rows(' WHERE "id" = %s', [order_id])
     if not rows:
-        raise NotFound(f"Order {order_id} does not exist.")
+        raise not_found(order_id)
     return OrderRead(*rows[0])
 
 

@@ -10,6 +10,8 @@ from django.db import connection, connections
 from django.test import Client
 
 from backend.commands.models import Customer
+from backend.queries import customers, orders
+from backend.queries.etags import etag
 from backend.queries.models import CustomerView, OrderView
 from tests.api.test_errors import assert_problem, state
 
@@ -62,6 +64,22 @@ def test_order_etag_follows_sms_status(api, customer):
     assert polled.status_code == 200
     assert polled.json()["sms_status"] == "delivered"
     assert strong_etag(polled) != tag
+
+
+@pytest.mark.django_db
+def test_a_get_tag_is_the_tag_a_write_checks(api, customer):
+    """A GET digests the body it sends (an order's as PostgreSQL rendered it); a write's
+    If-Match check digests the view it locked: the two must be the same tag."""
+    order = api.post("orders/", {"customer_id": customer, "item": "Chai \u00e9", "amount": "1.50"})
+    got = api.get(f"orders/{order.json()['id']}/")
+    assert got["ETag"] == etag(orders.get_order(order.json()["id"]))
+    got = api.get(f"customers/{customer}/")
+    assert got["ETag"] == etag(customers.get_customer(customer))
+    replaced = api.call(
+        "PUT", f"customers/{customer}/", {**BODY, "name": "J"}, HTTP_IF_MATCH=got["ETag"]
+    )
+    assert replaced.status_code == 200
+    assert replaced["ETag"] == strong_etag(api.get(f"customers/{customer}/"))
 
 
 @pytest.mark.django_db

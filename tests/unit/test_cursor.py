@@ -33,3 +33,33 @@ def test_cursor_from_other_filters_is_refused():
         decode_cursor(cursor, "orders", {"customer_id": 2})
     with pytest.raises(BadRequest, match="different"):
         decode_cursor(cursor, "customers", {"customer_id": 1})
+
+
+def test_fingerprints_are_the_digest_of_the_filters():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from backend.queries import pagination
+
+    utc = datetime(2026, 11, 27, 5, tzinfo=UTC)
+    eat = utc.astimezone(timezone(timedelta(hours=3)))  # the same instant, another rendering
+    for filters in ({}, {"code": None, "search": "x"}, {"customer_id": 3}, {"since": utc}):
+        for _ in range(2):  # computed, then memoised where it is
+            assert pagination._fingerprint("orders", filters) == pagination._digest(
+                "orders", filters
+            )
+    assert pagination._fingerprint("orders", {"since": utc}) != pagination._fingerprint(
+        "orders", {"since": eat}
+    )
+    cursor = encode_cursor("orders", {"since": eat}, [1])
+    with pytest.raises(BadRequest):
+        decode_cursor(cursor, "orders", {"since": utc})
+
+
+def test_the_signer_follows_the_secret_key_and_its_fallbacks(settings):
+    cursor = encode_cursor("customers", {}, [10])
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY = "another-" * 8
+    with pytest.raises(BadRequest):
+        decode_cursor(cursor, "customers", {})
+    settings.SECRET_KEY_FALLBACKS = [old_key]
+    assert decode_cursor(cursor, "customers", {}) == [10]

@@ -10,7 +10,7 @@ from backend.api.schemas.customers import CustomerIn, CustomerOut, CustomerPage,
 from backend.api.throttling import write_limit
 from backend.commands import customers as commands
 from backend.queries import customers as queries
-from backend.queries.etags import etag
+from backend.queries.etags import tag
 
 router = Router(tags=["customers"])
 READ = require("customers:read")
@@ -58,13 +58,13 @@ def list_customers(
 @router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="get_customer")
 def get_customer(request: HttpRequest, customer_id: int) -> HttpResponse:
     """With a strong `ETag`; `If-None-Match` naming it is a 304 without a body."""
-    view = queries.get_customer(customer_id)
-    return conditional.representation(request, rendering.customer(view), etag(view))
+    body = rendering.dumps(rendering.customer(queries.get_customer(customer_id)))
+    return conditional.representation(request, body, tag(body))
 
 
 def _updated(customer_id: int) -> HttpResponse:
-    view = queries.get_customer(customer_id)
-    return conditional.tagged(rendering.json_response(rendering.customer(view)), etag(view))
+    body = _render(customer_id)
+    return conditional.tagged(rendering.text_response(body), tag(body))
 
 
 @router.put(

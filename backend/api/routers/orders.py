@@ -10,7 +10,7 @@ from backend.api.schemas.orders import OrderIn, OrderOut, OrderPage, SmsStatus
 from backend.api.throttling import write_limit
 from backend.commands import orders as commands
 from backend.queries import orders as queries
-from backend.queries.etags import etag
+from backend.queries.etags import tag
 
 router = Router(tags=["orders"])
 READ = require("orders:read")
@@ -74,8 +74,8 @@ def list_orders(
 def get_order(request: HttpRequest, order_id: int) -> HttpResponse:
     """With a strong `ETag` (it changes with `sms_status`); `If-None-Match` naming it is a 304
     without a body: cheap polling."""
-    view = queries.get_order(order_id)
-    return conditional.representation(request, rendering.order(view), etag(view))
+    body = rendering.order_body(order_id)
+    return conditional.representation(request, body, tag(body))
 
 
 @router.post(

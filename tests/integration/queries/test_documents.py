@@ -19,10 +19,11 @@ import pytest
 from django.core import signing
 
 from backend.api import rendering
-from backend.queries import documents
+from backend.errors import NotFound
+from backend.queries import documents, representations
 from backend.queries.customers import list_customers
 from backend.queries.models import CustomerView, OrderView
-from backend.queries.orders import list_orders
+from backend.queries.orders import get_order, list_orders
 
 pytestmark = pytest.mark.django_db
 
@@ -169,6 +170,13 @@ def test_customer_pages(filters):
         if cursor is None:
             break
     assert cursor is None
+
+
+def test_one_order_is_the_python_body():
+    for order_id in _orders():
+        assert documents.order(order_id) == representations.text(get_order(order_id))
+    with pytest.raises(NotFound, match=r"^Order 404 does not exist\.$"):
+        documents.order(404)
 
 
 def test_the_ascii_pass_is_json_dumps_ensure_ascii():
