@@ -202,6 +202,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--sizes", help="comma list of order counts (default 10000,1000000)")
     parser.add_argument("--seconds", type=float, help="measured seconds per endpoint (default 20)")
     parser.add_argument(
+        "--calibrate",
+        type=float,
+        help="seconds of /healthz measured right before each other endpoint, the denominator of "
+        "its ratios; 0 uses the size's own /healthz run (default 8, quick 4)",
+    )
+    parser.add_argument(
         "--burst", type=float, help="seconds of the SMS burst; 0 skips it (default 60)"
     )
     parser.add_argument(
@@ -278,6 +284,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         profile=set(filter(None, args.profile.split(","))),
         serve=args.serve,
         retry_budget=max(0, args.retries),
+        calibrate=max(0.0, args.calibrate if args.calibrate is not None else (4 if quick else 8)),
         db_name=args.db_name,
         redis_db=args.redis_db,
     )

@@ -47,6 +47,7 @@ class Options:
     profile: set[str]
     serve: float
     retry_budget: int
+    calibrate: float = 0.0
     db_name: str = DB_NAME
     redis_db: int = REDIS_DB
     results: dict[str, Any] = field(default_factory=dict)

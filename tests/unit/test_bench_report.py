@@ -117,6 +117,73 @@ def test_targets_of_issue_11_met():
     assert all(c["met"] is not False for c in checks)
 
 
+def _calibrated(rps: float, web: float, *, other: float = 1.0) -> dict[str, Any]:
+    return {
+        "seconds": 8.0,
+        "rps": rps,
+        "cpu_pct": {"web": 85.0, "worker": 0.0, "db": 1.0, "load": 8.0, "other": other},
+        "cpu_ms_per_request": {"web": web, "worker": 0.0, "db": 0.0, "load": 0.0},
+        "disturbed": other > 10,
+    }
+
+
+def test_ratios_divide_by_the_healthz_measured_right_before():
+    """The size's /healthz (2000 req/s, 0.4 ms) ran minutes earlier; the machine got slower since."""
+    results = _results()
+    eps = results["phases"]["10000"]["endpoints"]
+    eps["post_order"]["ceiling"] = _calibrated(1500, 0.5)
+    eps["order"]["ceiling"] = _calibrated(2500, 0.3)
+
+    line = report.cpu_per_order(eps)
+    assert line is not None
+    assert line["healthz_ms"] == pytest.approx(0.5)
+    assert line["whole_vs_healthz"] == pytest.approx(3.2 / 0.5)
+    assert "right before" in report.cpu_per_order_line(10_000, line)
+    checks = report.targets(results)
+    post = next(c for c in checks if c["target"].startswith("POST /orders/ >= 0.12x"))
+    assert post["measured"].startswith("0.20x (300 / 1500)")
+    order = next(c for c in checks if c["target"].startswith("GET /api/v1/orders/{id}/ >="))
+    assert order["measured"].startswith("0.52x (1300 / 2500)") and order["met"] is False
+    orders = next(c for c in checks if c["target"].startswith("GET /api/v1/orders/?limit=50 >="))
+    assert orders["measured"].startswith("0.50x (1000 / 2000)")  # no calibration: the size's run
+    table = report.markdown(_printable(results))
+    assert "| `GET /api/v1/orders/{id}/` | 1300 | 0.52 | 2500 |" in table
+    assert "| `GET /api/v1/orders/?limit=50` | 1000 | 0.50 | - |" in table
+
+
+def _printable(results: dict[str, Any]) -> dict[str, Any]:
+    """What `markdown` reads besides the figures the targets use."""
+    rss = {"max_process_mb": 110.0, "total_mb": 330.0, "processes": 3}
+    for phase in results["phases"].values():
+        for ep in phase["endpoints"].values():
+            ep.update(web_rss=rss, worker_rss=rss)
+    return {
+        **results,
+        "machine": {"cores": 2, "cpu": "test", "python": "3.11", "postgresql": "15"},
+        "date": "2026-12-06T00:00:00+00:00",
+        "label": "",
+        "commit": "abc",
+        "dirty": False,
+        "quick": True,
+        "web_command": "gunicorn",
+        "web_env": {},
+        "worker_command": "dramatiq",
+        "wrk_threads": 2,
+        "seconds_per_endpoint": 20,
+        "final_rss": {"web": rss, "worker": rss},
+        "targets": report.targets(results),
+    }
+
+
+def test_a_disturbed_calibration_marks_the_ratio():
+    results = _results()
+    results["phases"]["10000"]["endpoints"]["order"]["ceiling"] = _calibrated(2000, 0.4, other=30)
+    order = next(
+        c for c in report.targets(results) if c["target"].startswith("GET /api/v1/orders/{id}/ >=")
+    )
+    assert order["measured"].endswith("disturbed by other work on the machine")
+
+
 @pytest.mark.parametrize(
     ("change", "missed"),
     [
