@@ -1,3 +1,4 @@
+import time
 from datetime import timedelta
 
 import pytest
@@ -51,11 +52,17 @@ def test_orders_newest_first_with_ties_on_time():
     assert len({o.id for o in items}) == 9
 
 
+def _order_in_its_own_millisecond(customer_id: int) -> int:
+    # `time` is stored to the millisecond and an order takes less: without the pause, orders
+    # may share a timestamp and the bounds below would take in a neighbour.
+    order_id = make_order(customer_id)
+    time.sleep(0.002)
+    return order_id
+
+
 def test_order_filters_since_inclusive_until_exclusive():
     a, b = make_customer(), make_customer()
-    first = make_order(a)
-    second = make_order(b)
-    third = make_order(a)
+    first, second, third = (_order_in_its_own_millisecond(c) for c in (a, b, a))
     t2 = get_order(second).time
     assert {o.id for o in list_orders(customer_id=a).items} == {first, third}
     assert second in {o.id for o in list_orders(since=t2).items}
