@@ -211,6 +211,11 @@ def phase(
         url = service.base + (path or "/")
         auth = None if endpoint.kind == "ceiling" else token
         write = endpoint.kind == "write"
+        calibrate = endpoint.kind != "ceiling" and opts.calibrate > 0
+        # Before the warm-up: a write's warm-up leaves the web slower for a while (/healthz cost
+        # ~20 % more right after it in two runs), and a ceiling measured then would flatter the
+        # write's ratios.
+        ceiling = calibration(wrk_bin, service, opts.calibrate) if calibrate else None
         if opts.warmup:
             wrk(
                 wrk_bin, url, seconds=opts.warmup, mode=endpoint.mode, token=auth, id_range=id_range
@@ -221,10 +226,9 @@ def phase(
         attempts: list[dict[str, Any]] = []
         while True:
             quiet = wait_quiet(QUIET_WAIT_SECONDS)
-            ceiling = None
-            if endpoint.kind != "ceiling" and opts.calibrate > 0:
-                # The machine's speed drifts within minutes: the ratios of this run divide by a
-                # /healthz measured just before it, not by the size's first run.
+            if calibrate and attempts:
+                # The machine's speed drifts within minutes: a repeated measurement gets a fresh
+                # ceiling (the first one was taken just before the warm-up, above).
                 ceiling = calibration(wrk_bin, service, opts.calibrate)
             profilers = {}
             if endpoint.key in opts.profile:
