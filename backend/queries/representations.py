@@ -9,23 +9,13 @@ these; `backend.queries.documents` writes the same bytes in SQL.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
+# The text DjangoJSONEncoder (Ninja's encoder) gives: milliseconds, `Z` for UTC; webhook events
+# render times the same way.
+from backend.notifications.events import timestamp
 from backend.queries.customers import CustomerRead
 from backend.queries.orders import OrderRead
-
-
-def timestamp(value: datetime | None) -> str | None:
-    """The text DjangoJSONEncoder (Ninja's encoder) gives: milliseconds, `Z` for UTC."""
-    if value is None:
-        return None
-    text = value.isoformat()
-    if value.microsecond:
-        text = text[:23] + text[26:]
-    if text.endswith("+00:00"):
-        text = text[:-6] + "Z"
-    return text
 
 
 def order(view: OrderRead) -> dict[str, Any]:
