@@ -81,7 +81,7 @@ def _publish_rows(
 def _record_published(rows: list[models.Model], now: datetime) -> None:
     """Store each row's message id and `enqueued_at`. On PostgreSQL in one plain statement:
     `bulk_update` builds a CASE expression per row in Python, which was a seventh of the SMS
-    worker's CPU (docs/performance.md, decision 19)."""
+    worker's CPU (docs/performance.md, decision 26)."""
     model = type(rows[0])
     if connection.vendor != "postgresql":
         model.objects.bulk_update(rows, ["enqueued_at", "broker_message_id"])

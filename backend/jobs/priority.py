@@ -43,10 +43,10 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[3])
 
 
-def session_is_ours(pid: int | None = None) -> bool:
-    """True when every process in `pid`'s session is the worker's own: an ancestor of `pid`
-    (the chain that launched it) or a descendant of its parent (the Dramatiq CLI's processes)."""
-    pid = os.getpid() if pid is None else pid
+def session_is_ours() -> bool:
+    """True when every process in this one's session is the worker's own: an ancestor (the chain
+    that launched it) or a descendant of its parent (the Dramatiq CLI's processes)."""
+    pid = os.getpid()
     own = _stat(pid)
     if own is None:
         return False

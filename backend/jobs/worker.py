@@ -2,8 +2,9 @@
 
 Each Dramatiq worker process imports this module: it points prometheus_client at a per-run
 multiprocess directory *before* anything imports it, sets Django up, refuses to start without
-REDIS_URL, lowers its CPU priority below the web's (WORKER_NICENESS), enables Sentry's Dramatiq integration before the broker exists, adds the Prometheus
-middleware (only here: it needs the CLI's process_boot hook), and declares the actors.
+REDIS_URL, lowers its CPU priority below the web's (WORKER_NICENESS), enables Sentry's Dramatiq
+integration before the broker exists, adds the Prometheus middleware (only here: it needs the
+CLI's process_boot hook), and declares the actors.
 Metrics are served on `:$METRICS_PORT/metrics`, and liveness on `:$METRICS_PORT/healthz`, by a
 process the CLI forks (`serve_metrics`). Booting each worker starts its outbox dispatcher.
 """

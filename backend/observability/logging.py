@@ -97,23 +97,36 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+def _head(
+    created: float, level: str, name: str, message: str, request_id: str | None
+) -> dict[str, Any]:
+    """The first keys of every JSON line, in their order."""
+    payload: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(created, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "level": level.lower(),
+        "logger": name,
+        "message": message,
+    }
+    if request_id and request_id != NO_REQUEST_ID:
+        payload["request_id"] = request_id
+    return payload
+
+
 class JsonFormatter(logging.Formatter):
     """`{"ts", "level", "logger", "message", "request_id", ...fields, "exception"}` per line.
 
     Structured fields come from `extra=` (e.g. `logger.info("...", extra={"status": 200})`)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": redact(record.getMessage()),
-        }
-        request_id = getattr(record, "request_id", None) or current_request_id()
-        if request_id and request_id != NO_REQUEST_ID:
-            payload["request_id"] = request_id
+        payload = _head(
+            record.created,
+            record.levelname,
+            record.name,
+            redact(record.getMessage()),
+            getattr(record, "request_id", None) or current_request_id(),
+        )
         clean = getattr(record, CLEAN_FIELDS, ())
         for name, value in vars(record).items():
             if name not in _RECORD_ATTRS and not name.startswith("_"):
@@ -222,17 +235,9 @@ def json_line(
     created = time.time()
     if _may_hold_secret(message):  # else the mask and both redactions leave it as it is
         message = redact(redact(mask_phone_numbers(message)))
-    payload: dict[str, Any] = {
-        "ts": datetime.fromtimestamp(created, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
-        "level": logging.getLevelName(level).lower(),
-        "logger": logger.name,
-        "message": message,
-    }
-    request_id = current_request_id()
-    if request_id and request_id != NO_REQUEST_ID:
-        payload["request_id"] = request_id
+    payload = _head(
+        created, logging.getLevelName(level), logger.name, message, current_request_id()
+    )
     for name, value in fields.items():
         payload.setdefault(name, value if name in clean else _clean(value))
     return _ENCODER.encode(payload) + "\n"

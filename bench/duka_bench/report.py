@@ -92,6 +92,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             measured += "; disturbed by other work on the machine"
         checks.append({"target": name, "measured": measured, "met": ok})
 
+    def share_of_ceiling(
+        name: str, ep: dict[str, Any], floor: float, healthz: dict[str, Any], at: str
+    ) -> None:
+        top = ceiling_of(ep, healthz)
+        ratio = ep["rps"] / top["rps"]
+        add(
+            f"{name} >= {floor}x /healthz req/s ({at})",
+            f"{ratio:.2f}x ({ep['rps']:.0f} / {top['rps']:.0f})",
+            ratio >= floor,
+            ep,
+            top,
+        )
+
     phases = results["phases"]
     for size, data in phases.items():
         eps = data["endpoints"]
@@ -104,17 +117,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             None,
             healthz,
         )
+
         if "post_order" in eps:
             post = eps["post_order"]
-            top = ceiling_of(post, healthz)
-            ratio = post["rps"] / top["rps"]
-            add(
-                f"POST /orders/ >= {POST_VS_HEALTHZ}x /healthz req/s ({at})",
-                f"{ratio:.2f}x ({post['rps']:.0f} / {top['rps']:.0f})",
-                ratio >= POST_VS_HEALTHZ,
-                post,
-                top,
-            )
+            share_of_ceiling("POST /orders/", post, POST_VS_HEALTHZ, healthz, at)
             per_order = cpu_per_order(eps)
             if per_order is not None:
                 whole = per_order["whole_vs_healthz"]
@@ -137,16 +143,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for key, ep in eps.items():
             if ep["kind"] != "read":
                 continue
-            floor = READ_VS_HEALTHZ.get(key, READ_DEFAULT)
-            top = ceiling_of(ep, healthz)
-            ratio = ep["rps"] / top["rps"]
-            add(
-                f"{ep['label']} >= {floor}x /healthz req/s ({at})",
-                f"{ratio:.2f}x ({ep['rps']:.0f} / {top['rps']:.0f})",
-                ratio >= floor,
-                ep,
-                top,
-            )
+            share_of_ceiling(ep["label"], ep, READ_VS_HEALTHZ.get(key, READ_DEFAULT), healthz, at)
             if ep["errors"]:
                 add(f"{ep['label']} 0 errors ({at})", str(ep["errors"]), False)
     sizes = sorted(phases, key=int)

@@ -58,7 +58,7 @@ def list_customers(
 @router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="get_customer")
 def get_customer(request: HttpRequest, customer_id: int) -> HttpResponse:
     """With a strong `ETag`; `If-None-Match` naming it is a 304 without a body."""
-    body = rendering.dumps(rendering.customer(queries.get_customer(customer_id)))
+    body = _render(customer_id)
     return conditional.representation(request, body, tag(body))
 
 
