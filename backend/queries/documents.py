@@ -59,17 +59,30 @@ def _ascii(text: str) -> str:
     return _NOT_JSON_ASCII.sub(lambda match: encode_basestring_ascii(match.group())[1:-1], text)
 
 
-# --- SQL, written once at import -----------------------------------------------------------------
+# --- SQL -----------------------------------------------------------------------------------------
+#
+# Each projection row stores its document in a generated column, `document`, which PostgreSQL
+# computes whenever the row is written (the order placed, its SMS status, a customer's rename fanned
+# out to their orders, every order a customer places): a read joins stored texts and renders
+# nothing (docs/performance.md, decision 27). The functions the columns call are written below from
+# the view dataclasses; migrations hold their text as it was when applied, and
+# `tests/integration/queries/test_documents.py` fails when this rendering and the newest migration's
+# part: a new field needs a migration that replaces the function and the column.
 #
 # Timestamps leave PostgreSQL as `to_json(t AT TIME ZONE 'UTC')`: `"2026-11-27T08:30:00.63"`, the
 # UTC wall time with the fraction's trailing zeros trimmed (none when it is zero), whatever the
-# session's DateStyle. Both formats the API needs are cut from that text, in SQL for the pages
-# and in Python for one row; it costs PostgreSQL half of the equivalent to_char() calls.
-# Text positions (1-based, SQL): 1 is the quote, 2-20 the seconds, 21 on `.f...` then a quote.
+# session's DateStyle. Both formats the API needs are cut from that text; it costs PostgreSQL half
+# of the equivalent to_char() calls. Text positions (1-based, SQL): 1 is the quote, 2-20 the
+# seconds, 21 on `.f...` then a quote. That text depends on nothing but the value, which is what
+# lets the functions say IMMUTABLE (a generated column's expression must), although `to_json` is
+# declared STABLE for the types whose text does depend on settings.
+
+JSON_TIME_FUNCTION = "duka_json_time"
+_SQL_TYPES = {int: "bigint", str: "text", Decimal: "numeric", datetime: "timestamptz"}
 
 
-def _sql_utc_json(column: str) -> str:
-    return f"to_json({column} AT TIME ZONE 'UTC')::text"
+def _sql_utc_json(value: str) -> str:
+    return f"to_json({value} AT TIME ZONE 'UTC')::text"
 
 
 def _sql_fraction(text: str, width: int) -> str:
@@ -85,7 +98,7 @@ def _sql_json_time(text: str) -> str:
 
     With a fraction, the text without its closing quote is padded with zeros or cut to 24
     characters (`rpad` does both): `.` and three digits, truncated. Fewer calls than cutting the
-    fraction out and padding it (a customer row has three timestamps; decision 24)."""
+    fraction out and padding it (decision 24)."""
     return (
         f"CASE WHEN length({text}) = 21 THEN left({text}, 20)"
         f" ELSE rpad(left({text}, -1), 24, '0') END || 'Z\"'"
@@ -112,84 +125,88 @@ def _column(model: type, name: str) -> str:
     return f'"{model._meta.get_field(name).column}"'  # type: ignore[attr-defined]
 
 
-def _selected(model: type, view: type) -> list[str]:
-    """The view's columns as they leave PostgreSQL: money as its text, timestamps as above."""
-    columns = []
-    for name, kind, _ in _kinds(view):
-        column = _column(model, name)
-        if kind is datetime:
-            column = _sql_utc_json(column)
-        elif kind is Decimal:
-            column = f"{column}::text"
-        # Not the column's own name: a bare ORDER BY name would then sort by this text.
-        columns.append(f'{column} AS "{_alias(name)}"')
-    return columns
+def _json_object(view: type) -> str:
+    """SQL text of `json.dumps(rendering.<view>(...))` over the function's parameters `p_<field>`.
 
-
-def _alias(name: str) -> str:
-    return f"v_{name}"
-
-
-def _json_object(view: type, row: str) -> str:
-    """SQL text of `json.dumps(rendering.<view>(...))` over `_selected`'s columns of `row`.
-
-    One `format()` call per row rather than a chain of `||`: each `||` is a function call and a
-    new text, 20 of them per row, and a page's rows took a fifth less of PostgreSQL's time this
-    way (docs/performance.md, decision 23). Unquoted, non-nullable values go in as they are
-    (`%s` renders a number's or json's text); `%%` is psycopg's escape for format's `%`.
+    One `format()` call rather than a chain of `||`: each `||` is a function call and a new text,
+    20 of them per row, and rows took a fifth less of PostgreSQL's time this way (decision 23).
+    Unquoted, non-nullable values go in as they are (`%s` renders a number's or json's text).
     """
     template = []
     values = []
     for n, (name, kind, nullable) in enumerate(_kinds(view)):
-        column = f'{row}."{_alias(name)}"'
+        if not name.isidentifier():  # pragma: no cover - nothing may need escaping in the template
+            raise ValueError(f"{view.__name__}.{name}: not an identifier")
+        param = f"p_{name}"
         if kind is int:
-            value = column
+            value = param
         elif kind is str:
-            value = f"to_json({column})"
+            value = f"to_json({param})"
         elif kind is Decimal:
-            value = f"""'"' || {column} || '"'"""
+            value = f"""'"' || {param}::text || '"'"""
         elif kind is datetime:
-            value = _sql_json_time(column)
+            value = f"{JSON_TIME_FUNCTION}({_sql_utc_json(param)})"
         else:  # pragma: no cover - a new field type needs its rendering here
             raise TypeError(f"{view.__name__}.{name}: no SQL rendering for {kind}")
         if nullable:  # format's %s renders NULL as ''
             value = f"COALESCE(({value})::text, 'null')"
-        if not name.isidentifier():  # pragma: no cover - nothing may need escaping in the template
-            raise ValueError(f"{view.__name__}.{name}: not an identifier")
-        template.append(f'{"{" if n == 0 else ", "}"{name}": %%s')
+        template.append(f'{"{" if n == 0 else ", "}"{name}": %s')
         values.append(value)
     return f"format('{''.join(template)}}}', {', '.join(values)})"
 
 
+def schema_sql(model: type, view: type) -> list[str]:
+    """The statements that give `model`'s table its `document` column, rendered from `view`.
+
+    What the migration that adds (or changes) the column runs, word for word."""
+    table = model._meta.db_table  # type: ignore[attr-defined]
+    function = f"{table}_document"
+    params = ", ".join(f"p_{name} {_SQL_TYPES[kind]}" for name, kind, _ in _kinds(view))
+    arguments = ", ".join(_column(model, name) for name, _, _ in _kinds(view))
+    return [
+        f"CREATE OR REPLACE FUNCTION {function}({params}) RETURNS text"
+        f" LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN {_json_object(view)}",
+        f'ALTER TABLE "{table}" ADD COLUMN "document" text'
+        f" GENERATED ALWAYS AS ({function}({arguments})) STORED",
+    ]
+
+
+def json_time_sql() -> str:
+    """The helper every document function calls for a timestamp (NULL stays NULL)."""
+    return (
+        f"CREATE OR REPLACE FUNCTION {JSON_TIME_FUNCTION}(t text) RETURNS text"
+        f" LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN {_sql_json_time('t')}"
+    )
+
+
 class _Documents:
-    """The one-row and page SELECTs of a view, built once at import from the models' metadata
-    (no request value is ever part of the text: filters come as `%s` parameters)."""
+    """The one-row and page SELECTs of a projection, built once at import from the models'
+    metadata (no request value is ever part of the text: filters come as `%s` parameters)."""
 
     def __init__(self, model: type, view: type, order_by: str, key: Sequence[str]) -> None:
         table = f'"{model._meta.db_table}"'  # type: ignore[attr-defined]
-        columns = ", ".join(_selected(model, view))
         kinds = {name: kind for name, kind, _ in _kinds(view)}
         # A page: limit + 1 rows in the index's order, numbered by a window over that order (no
-        # extra sort); the subquery's LIMIT keeps each row's columns computed once. One aggregate
-        # row joins the first `limit` objects and says whether there is a next page and the last
-        # row's sort key, as the Python path put it in its cursors (timestamps as isoformat).
+        # extra sort). One aggregate row joins the first `limit` documents and says whether there
+        # is a next page and the last row's sort key, as the Python path put it in its cursors
+        # (timestamps as isoformat, worked out for that one row only: FILTER comes first).
         last_key = [
-            _sql_iso_time(f"page.{_alias(name)}")
+            _sql_iso_time(_sql_utc_json(f'page."k_{name}"'))
             if kinds[name] is datetime
-            else f"page.{_alias(name)}"
+            else f'page."k_{name}"'
             for name in key
         ]
         keys = ", ".join(f"max({value}) FILTER (WHERE page.n = %s)" for value in last_key)
         self.key_width = len(key)
-        items = (
-            f"string_agg({_json_object(view, 'page')}, ', ' ORDER BY page.n)"
-            " FILTER (WHERE page.n <= %s)"
-        )
-        inner = f"SELECT {columns}, row_number() OVER w AS n FROM {table}"  # noqa: S608
+        items = "string_agg(page.document, ', ' ORDER BY page.n) FILTER (WHERE page.n <= %s)"
+        key_columns = ", ".join(f'{_column(model, name)} AS "k_{name}"' for name in key)
+        inner = f'SELECT "document", {key_columns}, row_number() OVER w AS n FROM {table}'  # noqa: S608
         self.page_head = f"SELECT {items}, count(*) > %s, {keys} FROM ({inner}"  # noqa: S608
-        self.page_tail = f" WINDOW w AS (ORDER BY {order_by}) ORDER BY {order_by} LIMIT %s) AS page"
-        one = f'SELECT {columns} FROM {table} WHERE "id" = %s'  # noqa: S608
-        self.one = f"SELECT {_json_object(view, 'o')} FROM ({one}) AS o"  # noqa: S608
+        # The LIMIT is written into the text, not a parameter: with `LIMIT $n` the generic plan is
+        # costed for a tenth of the table, so PostgreSQL kept planning every execution afresh
+        # (0.05 ms a page at 10k orders). A limit is an int of 1-200: at most 200 statements.
+        self.page_tail = f" WINDOW w AS (ORDER BY {order_by}) ORDER BY {order_by} LIMIT "
+        self.one = f'SELECT "document" FROM {table} WHERE "id" = %s'  # noqa: S608
 
     def get(self, row_id: int) -> str | None:
         """The JSON text of the row with this id, None when there is none."""
@@ -198,9 +215,9 @@ class _Documents:
 
     def page(self, where: str, params: Sequence[Any], limit: int) -> tuple[str, list[Any] | None]:
         """The items' JSON (comma-joined objects) and the next page's key, None on the last."""
-        sql = self.page_head + where + self.page_tail
+        sql = f"{self.page_head}{where}{self.page_tail}{int(limit) + 1}) AS page"
         [(items, more, *key)] = fetch(
-            sql, [limit, limit, *[limit] * self.key_width, *params, limit + 1], (), untyped=True
+            sql, [limit, limit, *[limit] * self.key_width, *params], (), untyped=True
         )
         return _ascii(items or ""), (key if more else None)
 

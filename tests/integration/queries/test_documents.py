@@ -210,3 +210,45 @@ def test_a_page_is_an_index_scan_without_a_sort(render, index):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert index in plan, plan
     assert "Sort" not in plan, plan
+
+
+def test_the_newest_migration_holds_the_current_rendering():
+    """The `document` columns are computed by functions a migration created; when the Python
+    rendering changes (a new field, another format), this fails until a new migration replaces
+    the functions and columns with what `documents.schema_sql` writes now."""
+    from importlib import import_module
+
+    from backend.queries import customers, orders
+
+    migration = import_module("backend.queries.migrations.0003_documents")
+    assert [
+        documents.json_time_sql(),
+        *documents.schema_sql(OrderView, orders.OrderRead),
+        *documents.schema_sql(CustomerView, customers.CustomerRead),
+    ] == migration.STATEMENTS
+
+
+def test_documents_follow_every_write_of_their_row():
+    """Generated columns: an update by any path (the worker's SQL, the ORM, a rename's fan-out)
+    leaves `document` equal to the rendering of the row's new values."""
+    from django.db import connection
+
+    from backend.queries.customers import get_customer
+
+    [order_id, *_] = _orders()
+    [customer_id, *_] = _customers()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE order_view SET sms_status = 'failed', sms_error = %s, customer_name = %s"
+            " WHERE id = %s",
+            ["InsufficientBalance", "Renamed \u00e9", order_id],
+        )
+    CustomerView.objects.filter(id=customer_id).update(
+        order_count=7, total_amount=Decimal("70.10"), last_order_at=TIMES[2]
+    )
+    order_text = documents.order(order_id)
+    assert json.loads(order_text)["sms_error"] == "InsufficientBalance"
+    assert order_text == representations.text(get_order(order_id))
+    page = documents.customer_page(limit=1)
+    assert page.startswith('{"items": [' + representations.text(get_customer(customer_id)) + "]")
+    assert json.loads(page)["items"][0]["last_order_at"] == "2026-11-27T08:30:00.123Z"
