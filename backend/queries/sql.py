@@ -17,7 +17,10 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg import pq
 
+from backend.observability.db import statement_meter
+from backend.queries import prepared
 from backend.replicas import routing
 
 logger = logging.getLogger(__name__)
@@ -111,17 +114,32 @@ def _fetch(
 
 def _direct(connection: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> list[Row]:
     """What `connection.cursor()` and its `execute()` do for a read, without their two wrapper
-    objects and five calls deep of proxies: about 10 µs of a 0.4 ms read (docs/performance.md,
-    decision 20). The psycopg cursor is still the connection's instrumented class (Prometheus),
-    and errors still become Django's (the replica fallback above and the 503 mapping rely on it;
+    objects and five calls deep of proxies (docs/performance.md, decision 20), and, where the
+    connection may prepare statements, without psycopg's cursor either: one libpq call
+    (`prepared`, decision 28). Statements are still counted for Prometheus, and errors still
+    become Django's (the replica fallback above and the 503 mapping rely on it;
     `errors_occurred` gets the broken connection replaced at the request's end)."""
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     connection.validate_thread_sharing()
     connection.validate_no_broken_transaction()
-    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    conn = connection.connection
+    with connection.wrap_database_errors:
+        # Prepared statements allowed (no pgbouncer) and autocommit, as the API's reads run.
+        # In a transaction psycopg's cursor: it sends the BEGIN a lazily begun `atomic()` owes,
+        # and a rollback makes psycopg run DEALLOCATE ALL, which only a statement outside a
+        # transaction can recover from (by preparing again, `prepared._execute`).
+        if (
+            conn.prepare_threshold is not None
+            and conn.autocommit
+            and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        ):
+            return prepared.fetch(
+                conn, statement_meter(connection.alias, "postgresql"), sql, params
+            )
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
 
 class ViewReader:

@@ -10,6 +10,7 @@ vendor labels of a connection's cursors never change.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from time import perf_counter
 from typing import Any
 
@@ -21,14 +22,32 @@ from django_prometheus.db.metrics import (
 )
 
 
+class StatementMeter:
+    """The children one connection's statements count into (its alias and vendor never change)."""
+
+    def __init__(self, alias: str, vendor: str) -> None:
+        self.alias = alias
+        self.vendor = vendor
+        self.executed = execute_total.labels(alias, vendor)
+        self.executed_in_bulk = execute_many_total.labels(alias, vendor)
+        self.duration = query_duration_seconds.labels(alias, vendor)
+
+    def error(self, exc: BaseException) -> None:
+        errors_total.labels(self.alias, self.vendor, type(exc).__name__).inc()
+
+
+@cache
+def statement_meter(alias: str, vendor: str) -> StatementMeter:
+    """Shared by the cursors below and by statements run without a cursor
+    (`backend.queries.sql`'s prepared reads)."""
+    return StatementMeter(alias, vendor)
+
+
 def instrumented_cursor_class(cursor_class: type, alias: str, vendor: str) -> type:
     """A subclass of `cursor_class` counting into the children of (`alias`, `vendor`)."""
-    executed = execute_total.labels(alias, vendor)
-    executed_in_bulk = execute_many_total.labels(alias, vendor)
-    duration = query_duration_seconds.labels(alias, vendor)
-
-    def count_error(exc: BaseException) -> None:
-        errors_total.labels(alias, vendor, type(exc).__name__).inc()
+    meter = statement_meter(alias, vendor)
+    executed, executed_in_bulk, duration = meter.executed, meter.executed_in_bulk, meter.duration
+    count_error = meter.error
 
     class InstrumentedCursor(cursor_class):  # type: ignore[valid-type, misc]
         def execute(self, *args: Any, **kwargs: Any) -> Any:

@@ -148,7 +148,12 @@ def test_worker_killed_mid_send_is_redelivered_and_sends_one_sms(
     row = wait_for_sms_status(order_id, "sent", timeout=60)
 
     requests = gateway.wait_for_requests(2)
-    time.sleep(1.0)
+    time.sleep(1.0)  # a duplicate would arrive by now
+    # The first send's handler answers only after its 3 s delay; on a fast machine the second
+    # worker sends before that, so wait (bounded) for the handler to find its client gone.
+    deadline = time.monotonic() + 10
+    while not requests[0].client_gone and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert requests[0].client_gone  # the killed worker never got an acceptance
     assert len(gateway.messages) == 1
     assert row.attempts == 2

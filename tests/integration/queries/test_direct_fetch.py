@@ -3,12 +3,20 @@ Django's wrappers, unless someone hooks those (query capture, execute wrappers).
 
 from __future__ import annotations
 
-import pytest
-from django.db import DataError, connection, transaction
-from django.test.utils import CaptureQueriesContext
-from django_prometheus.db.metrics import execute_total
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
 
-from backend.queries import documents, sql
+import psycopg
+import psycopg.conninfo
+import pytest
+from django.db import DataError, OperationalError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django_prometheus.db.metrics import errors_total, execute_total
+
+from backend.queries import documents, prepared, sql
+from backend.queries.models import OrderView
+from tests.factories import make_customer, make_order
 
 pytestmark = pytest.mark.django_db
 
@@ -39,3 +47,168 @@ def test_captured_queries_take_django_cursor():
 def test_errors_are_django_errors():
     with pytest.raises(DataError), transaction.atomic():
         sql.fetch("SELECT 1 / %s", [0], (), untyped=True)
+
+
+# --- the libpq path (`backend.queries.prepared`) -------------------------------------------------
+
+
+def _postgres() -> None:
+    if not documents.available():
+        pytest.skip("PostgreSQL only")
+
+
+def _prepared_here() -> set[str]:
+    with connection.connection.cursor() as cursor:  # psycopg's own: not prepared by us
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return {name for (name,) in cursor.fetchall()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_untyped_reads_are_prepared_once_per_connection():
+    _postgres()
+    query = "SELECT %s::bigint + 40, 'once'"
+    assert sql.fetch(query, [2], (), untyped=True) == [(42, "once")]
+    name = prepared.statement(query)[0].decode()
+    assert name in _prepared_here()
+    assert sql.fetch(query, [3], (), untyped=True) == [(43, "once")]
+    assert prepared.statement(query)[0].decode() == name
+    connection.close()  # a new connection prepares it again
+    assert sql.fetch(query, [4], (), untyped=True) == [(44, "once")]
+    assert name in _prepared_here()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parameters_and_columns_keep_their_types():
+    _postgres()
+    when = datetime(2026, 12, 6, 9, 58, 35, 79000, tzinfo=UTC)
+    rows = sql.fetch(
+        "SELECT %s::text, %s::bigint, %s::boolean, %s::numeric::text, %s::timestamptz = "
+        "'2026-12-06T09:58:35.079Z', %s::text IS NULL, 'é\"\\'",
+        ["naïve 'quoted' %s", 2**62, False, Decimal("12.50"), when, None],
+        (),
+        untyped=True,
+    )
+    assert rows == [("naïve 'quoted' %s", 2**62, False, "12.50", True, True, 'é"\\')]
+    assert sql.fetch("SELECT 1 WHERE false", [], (), untyped=True) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_it_cannot_carry_is_a_type_error():
+    _postgres()
+    with pytest.raises(TypeError, match="no text form for a float"):
+        sql.fetch("SELECT %s::float8", [1.5], (), untyped=True)
+    with pytest.raises(TypeError, match="no loader for a column of type oid 1184"):
+        sql.fetch("SELECT now()", [], (), untyped=True)
+    with pytest.raises(ValueError, match="only %s placeholders"):
+        prepared.statement("SELECT 5 %% 2")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_the_server_forgot_is_prepared_again():
+    _postgres()
+    query = "SELECT %s::int * 2"
+    assert sql.fetch(query, [21], (), untyped=True) == [(42,)]
+    with connection.connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's DISCARD ALL does
+    before = _executed()
+    assert sql.fetch(query, [5], (), untyped=True) == [(10,)]
+    assert _executed() == before + 1
+    # psycopg deallocates everything after a rollback of a transaction where it had prepared.
+    conn = connection.connection
+    conn.autocommit = False
+    try:
+        with conn.cursor() as cursor:
+            for _ in range(6):  # past its prepare_threshold
+                cursor.execute("SELECT %s::int", [1])
+        conn.rollback()
+    finally:
+        conn.autocommit = True
+    assert prepared.statement(query)[0].decode() not in _prepared_here()
+    assert sql.fetch(query, [7], (), untyped=True) == [(14,)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_errors_are_counted_and_the_connection_stays_usable():
+    _postgres()
+    errors = errors_total.labels("default", "postgresql", "DivisionByZero")
+    before = errors._value.get()
+    with pytest.raises(DataError, match="division by zero"):
+        sql.fetch("SELECT 1 / %s", [0], (), untyped=True)
+    assert errors._value.get() == before + 1
+    assert sql.fetch("SELECT 1 / %s", [1], (), untyped=True) == [(1,)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_connection_is_an_operational_error_and_is_replaced():
+    _postgres()
+    sql.fetch("SELECT 1", [], (), untyped=True)
+    victim = connection.connection.info.backend_pid
+    with psycopg.connect(_dsn(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [victim])
+    with pytest.raises(OperationalError):
+        sql.fetch("SELECT 2", [], (), untyped=True)
+    assert connection.errors_occurred
+    connection.close_if_unusable_or_obsolete()  # what the request's end does
+    assert sql.fetch("SELECT 3", [], (), untyped=True) == [(3,)]
+    assert connection.connection.info.backend_pid != victim
+
+
+def test_without_prepared_statements_the_cursor_runs_it(monkeypatch):
+    """Behind a transaction-pooling pgbouncer (DATABASE_PREPARED_STATEMENTS=0) nothing is
+    prepared: the next transaction may land on another server connection."""
+    _postgres()
+    connection.ensure_connection()
+    monkeypatch.setattr(connection.connection, "prepare_threshold", None)
+    query = "SELECT %s::int - 1"
+    assert sql.fetch(query, [43], (), untyped=True) == [(42,)]
+    assert prepared.statement(query)[0].decode() not in _prepared_here()
+
+
+def _dsn() -> str:
+    params = connection.get_connection_params()
+    return psycopg.conninfo.make_conninfo(
+        **{k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")}
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_a_transaction_psycopgs_cursor_runs_it():
+    """`atomic()` begins lazily: psycopg sends BEGIN before the block's first statement, so a
+    read in a block goes through its cursor (`now()` is the transaction's start: the same for
+    every statement of one transaction, new for each statement outside one)."""
+    _postgres()
+    query = "SELECT now()::text"
+    with transaction.atomic():
+        [(first,)] = sql.fetch(query, [], (), untyped=True)
+        time.sleep(0.002)
+        [(second,)] = sql.fetch(query, [], (), untyped=True)
+    assert first == second
+    assert prepared.statement(query)[0].decode() not in _prepared_here()
+    [(first,)] = sql.fetch(query, [], (), untyped=True)
+    time.sleep(0.002)
+    [(second,)] = sql.fetch(query, [], (), untyped=True)
+    assert first != second
+    assert prepared.statement(query)[0].decode() in _prepared_here()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_documents_are_the_same_bytes_on_both_paths(monkeypatch):
+    """The API's reads run outside transactions, on the libpq path; most tests run inside one,
+    on psycopg's cursor. Both give the same documents."""
+    _postgres()
+    customer_id = make_customer()
+    make_customer()
+    make_customer()
+    for n in range(3):
+        make_order(customer_id, item=f"Item \u00e9 {n}")
+    renders = [
+        lambda: documents.order_page(limit=2),
+        lambda: documents.order_page(limit=50, customer_id=customer_id, sms_status="pending"),
+        lambda: documents.customer_page(limit=2),
+        lambda: documents.order(OrderView.objects.order_by("id").first().id),
+    ]
+    fast = [render() for render in renders]
+    connection.ensure_connection()
+    monkeypatch.setattr(connection.connection, "prepare_threshold", None)
+    assert [render() for render in renders] == fast
+    assert '"next_cursor": "' in fast[0]
