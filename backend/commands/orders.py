@@ -16,10 +16,10 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
-from backend import projections
+from backend import database, projections
 from backend.commands import outbox, webhooks
 from backend.commands.clock import now_ms
 from backend.commands.idempotency import ClaimLost, IdempotencyClaim, complete_claim
@@ -174,65 +174,64 @@ def _write_sql(*, claimed: bool, subscribed: bool) -> tuple[str, dict[str, Any]]
 
 def _place_order_sql(cmd: PlaceOrder, claim: IdempotencyClaim | None) -> PlacedOrder | None:
     """None when the customer changed between the read and the write (read it again)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_READ_SQL, [ORDER_CREATED, cmd.customer_id])
-        found = cursor.fetchone()
-        if found is None:
-            raise _no_customer(cmd.customer_id)
-        order_id, code, name, phone, endpoint_ids = found
-        item = cmd.item.strip()
-        amount = cmd.amount.quantize(CENTS)  # as numeric(12, 2) stores it: the body shows that
-        time = now_ms()
-        now = timezone.now()
-        request_id = current_request_id() or ""
-        placed = PlacedOrder(
-            id=order_id,
-            customer_id=cmd.customer_id,
-            customer_code=code,
-            customer_name=name,
-            item=item,
-            amount=amount,
-            time=time,
-            sms_status=SmsStatus.PENDING.value,
-            sms_error=None,
-        )
-        sql, constants = _write_sql(claimed=claim is not None, subscribed=bool(endpoint_ids))
-        params: dict[str, Any] = {
-            **constants,
-            "customer_id": cmd.customer_id,
-            "code": code,
-            "name": name,
-            "phone": phone,
-            "order_id": order_id,
-            "item": item,
-            "amount": amount,
-            "time": time,
-            "sms_recipient": phone,
-            "sms_text": outbox.order_sms_text(
-                customer_name=name, order_id=order_id, item=item, amount=amount
+    # Two statements in autocommit, each one libpq call (backend.database, decision 28).
+    db = connections[DEFAULT_DB_ALIAS]
+    [found] = database.fetchall(db, _READ_SQL, [ORDER_CREATED, cmd.customer_id]) or [None]
+    if found is None:
+        raise _no_customer(cmd.customer_id)
+    order_id, code, name, phone, endpoint_ids = found
+    item = cmd.item.strip()
+    amount = cmd.amount.quantize(CENTS)  # as numeric(12, 2) stores it: the body shows that
+    time = now_ms()
+    now = timezone.now()
+    request_id = current_request_id() or ""
+    placed = PlacedOrder(
+        id=order_id,
+        customer_id=cmd.customer_id,
+        customer_code=code,
+        customer_name=name,
+        item=item,
+        amount=amount,
+        time=time,
+        sms_status=SmsStatus.PENDING.value,
+        sms_error=None,
+    )
+    sql, constants = _write_sql(claimed=claim is not None, subscribed=bool(endpoint_ids))
+    params: dict[str, Any] = {
+        **constants,
+        "customer_id": cmd.customer_id,
+        "code": code,
+        "name": name,
+        "phone": phone,
+        "order_id": order_id,
+        "item": item,
+        "amount": amount,
+        "time": time,
+        "sms_recipient": phone,
+        "sms_text": outbox.order_sms_text(
+            customer_name=name, order_id=order_id, item=item, amount=amount
+        ),
+        "sms_request_id": request_id,
+        "sms_created_at": now,
+        "sms_updated_at": now,
+    }
+    if claim is not None:
+        params["claim_id"] = claim.record_id
+        params["claim_token"] = claim.token
+    if endpoint_ids:
+        params.update(
+            endpoint_ids=list(endpoint_ids),
+            hook_event_id=events.new_event_id(),
+            hook_event_type=ORDER_CREATED,
+            hook_subject=f"order:{order_id}",
+            hook_body=events.event_body(
+                event_type=ORDER_CREATED, occurred_at=now, data=_event_data(placed)
             ),
-            "sms_request_id": request_id,
-            "sms_created_at": now,
-            "sms_updated_at": now,
-        }
-        if claim is not None:
-            params["claim_id"] = claim.record_id
-            params["claim_token"] = claim.token
-        if endpoint_ids:
-            params.update(
-                endpoint_ids=list(endpoint_ids),
-                hook_event_id=events.new_event_id(),
-                hook_event_type=ORDER_CREATED,
-                hook_subject=f"order:{order_id}",
-                hook_body=events.event_body(
-                    event_type=ORDER_CREATED, occurred_at=now, data=_event_data(placed)
-                ),
-                hook_request_id=request_id,
-                hook_created_at=now,
-                hook_updated_at=now,
-            )
-        cursor.execute(sql, params)
-        customer_as_read, written, _ = cursor.fetchone()
+            hook_request_id=request_id,
+            hook_created_at=now,
+            hook_updated_at=now,
+        )
+    [(customer_as_read, written, _)] = database.fetchall(db, sql, params)
     if not customer_as_read:
         return None
     if written is None:

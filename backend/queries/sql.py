@@ -17,10 +17,8 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from psycopg import pq
 
-from backend.observability.db import statement_meter
-from backend.queries import prepared
+from backend import database
 from backend.replicas import routing
 
 logger = logging.getLogger(__name__)
@@ -67,7 +65,7 @@ def fetch(
     """Run one SELECT; rows come back as the view dataclass's positional arguments.
 
     `untyped`: the SELECT returns only text, integers and booleans (the documents PostgreSQL
-    renders), so no timestamp loader needs setting up and `_direct` may run it.
+    renders), so no timestamp loader needs setting up and `database.fetchall` may run it.
 
     Reads from the replica when `backend.replicas.routing` says so; a replica that fails the
     query is marked down and the query runs on the primary instead.
@@ -93,9 +91,8 @@ def _fetch(
     untyped: bool,
 ) -> list[Row]:
     postgres = connection.vendor == "postgresql"
-    # Django's cursor only when someone hooks it: query capture (tests, DEBUG) or a wrapper.
-    if untyped and postgres and not connection.queries_logged and not connection.execute_wrappers:
-        return _direct(connection, sql, params)
+    if untyped and postgres:
+        return database.fetchall(connection, sql, params)
     if not postgres:
         params = [
             connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p
@@ -110,36 +107,6 @@ def _fetch(
         tuple(convert(value) for convert, value in zip(converters, row, strict=True))
         for row in rows
     ]
-
-
-def _direct(connection: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> list[Row]:
-    """What `connection.cursor()` and its `execute()` do for a read, without their two wrapper
-    objects and five calls deep of proxies (docs/performance.md, decision 20), and, where the
-    connection may prepare statements, without psycopg's cursor either: one libpq call
-    (`prepared`, decision 28). Statements are still counted for Prometheus, and errors still
-    become Django's (the replica fallback above and the 503 mapping rely on it;
-    `errors_occurred` gets the broken connection replaced at the request's end)."""
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    connection.validate_no_broken_transaction()
-    conn = connection.connection
-    with connection.wrap_database_errors:
-        # Prepared statements allowed (no pgbouncer) and autocommit, as the API's reads run.
-        # In a transaction psycopg's cursor: it sends the BEGIN a lazily begun `atomic()` owes,
-        # and a rollback makes psycopg run DEALLOCATE ALL, which only a statement outside a
-        # transaction can recover from (by preparing again, `prepared._execute`).
-        if (
-            conn.prepare_threshold is not None
-            and conn.autocommit
-            and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
-        ):
-            return prepared.fetch(
-                conn, statement_meter(connection.alias, "postgresql"), sql, params
-            )
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
 
 
 class ViewReader:

@@ -14,7 +14,8 @@ from django.db import DataError, OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django_prometheus.db.metrics import errors_total, execute_total
 
-from backend.queries import documents, prepared, sql
+from backend.database import prepared
+from backend.queries import documents, sql
 from backend.queries.models import OrderView
 from tests.factories import make_customer, make_order
 
@@ -49,12 +50,18 @@ def test_errors_are_django_errors():
         sql.fetch("SELECT 1 / %s", [0], (), untyped=True)
 
 
-# --- the libpq path (`backend.queries.prepared`) -------------------------------------------------
+# --- the libpq path (`backend.database.prepared`) -------------------------------------------------
 
 
 def _postgres() -> None:
     if not documents.available():
         pytest.skip("PostgreSQL only")
+
+
+def _name(query: str, params: list[object]) -> str:
+    """The name the libpq path prepares `query` under, for these parameters' types."""
+    types = tuple(prepared._dump(value)[1] for value in params)
+    return prepared.statement(query, False, types).name.decode()
 
 
 def _prepared_here() -> set[str]:
@@ -68,10 +75,10 @@ def test_untyped_reads_are_prepared_once_per_connection():
     _postgres()
     query = "SELECT %s::bigint + 40, 'once'"
     assert sql.fetch(query, [2], (), untyped=True) == [(42, "once")]
-    name = prepared.statement(query)[0].decode()
+    name = _name(query, [2])
     assert name in _prepared_here()
     assert sql.fetch(query, [3], (), untyped=True) == [(43, "once")]
-    assert prepared.statement(query)[0].decode() == name
+    assert _name(query, [3]) == name
     connection.close()  # a new connection prepares it again
     assert sql.fetch(query, [4], (), untyped=True) == [(44, "once")]
     assert name in _prepared_here()
@@ -99,8 +106,8 @@ def test_what_it_cannot_carry_is_a_type_error():
         sql.fetch("SELECT %s::float8", [1.5], (), untyped=True)
     with pytest.raises(TypeError, match="no loader for a column of type oid 1184"):
         sql.fetch("SELECT now()", [], (), untyped=True)
-    with pytest.raises(ValueError, match="only %s placeholders"):
-        prepared.statement("SELECT 5 %% 2")
+    with pytest.raises(ValueError, match=r"only %s or %\(name\)s placeholders"):
+        prepared.statement("SELECT 5 %% 2", False, ())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -123,7 +130,7 @@ def test_a_statement_the_server_forgot_is_prepared_again():
         conn.rollback()
     finally:
         conn.autocommit = True
-    assert prepared.statement(query)[0].decode() not in _prepared_here()
+    assert _name(query, [1]) not in _prepared_here()
     assert sql.fetch(query, [7], (), untyped=True) == [(14,)]
 
 
@@ -161,7 +168,7 @@ def test_without_prepared_statements_the_cursor_runs_it(monkeypatch):
     monkeypatch.setattr(connection.connection, "prepare_threshold", None)
     query = "SELECT %s::int - 1"
     assert sql.fetch(query, [43], (), untyped=True) == [(42,)]
-    assert prepared.statement(query)[0].decode() not in _prepared_here()
+    assert _name(query, [1]) not in _prepared_here()
 
 
 def _dsn() -> str:
@@ -183,12 +190,12 @@ def test_in_a_transaction_psycopgs_cursor_runs_it():
         time.sleep(0.002)
         [(second,)] = sql.fetch(query, [], (), untyped=True)
     assert first == second
-    assert prepared.statement(query)[0].decode() not in _prepared_here()
+    assert _name(query, []) not in _prepared_here()
     [(first,)] = sql.fetch(query, [], (), untyped=True)
     time.sleep(0.002)
     [(second,)] = sql.fetch(query, [], (), untyped=True)
     assert first != second
-    assert prepared.statement(query)[0].decode() in _prepared_here()
+    assert _name(query, []) in _prepared_here()
 
 
 @pytest.mark.django_db(transaction=True)
