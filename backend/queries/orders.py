@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from backend.errors import BadRequest, NotFound
@@ -82,8 +83,17 @@ def page_filter(
     if cursor is not None:
         time, last_id = _cursor_key(decode_cursor(cursor, "orders", filters))
         # `time <= t` lets the (time, id) index start the scan at the cursor; the OR only filters
-        # the rows that share its timestamp. A page costs the same at any depth.
-        where.append('"time" <= %s AND ("time" < %s OR "id" < %s)')
+        # the rows that share its timestamp. A page costs the same at any depth. On PostgreSQL
+        # the key comes from one-row subqueries the planner cannot look into: estimated alike
+        # in the generic plan and in a custom one, the prepared statement keeps its generic plan
+        # instead of being planned afresh for every page (docs/performance.md, decision 29).
+        if connection.vendor == "postgresql":
+            where.append(
+                '"time" <= (SELECT %s::timestamptz)'
+                ' AND ("time" < (SELECT %s::timestamptz) OR "id" < (SELECT %s::bigint))'
+            )
+        else:
+            where.append('"time" <= %s AND ("time" < %s OR "id" < %s)')
         params += [time, time, last_id]
     return (" WHERE " + " AND ".join(where) if where else ""), params, filters
 
