@@ -65,7 +65,9 @@ class SmsNotification(models.Model):
     text = models.CharField(max_length=160)
     status = models.CharField(max_length=16, choices=SmsStatus.choices, default=SmsStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
-    gateway_message_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    # Unique through Meta.constraints, not `unique=True`: that also builds a `varchar_pattern_ops`
+    # index for LIKE, which nothing runs and every write of the row maintained (decision 30).
+    gateway_message_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 - NULLs never collide under the constraint, empty strings would
     cost = models.CharField(max_length=32, blank=True, default="")
     last_error = models.TextField(blank=True, default="")
     # What API consumers see as `sms_error`: a short reason such as `InvalidPhoneNumber` while the
@@ -101,6 +103,12 @@ class SmsNotification(models.Model):
                 fields=["id"],
                 name="sms_unpublished_idx",
                 condition=models.Q(status="pending", enqueued_at__isnull=True),
+            ),
+        ]
+        constraints = [
+            # The name `unique=True` gave it: the constraint and its index stay as they were.
+            models.UniqueConstraint(
+                fields=["gateway_message_id"], name="sms_notifications_gateway_message_id_key"
             ),
         ]
 
