@@ -3,6 +3,7 @@ Django's wrappers, unless someone hooks those (query capture, execute wrappers).
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -203,18 +204,26 @@ def test_documents_are_the_same_bytes_on_both_paths(monkeypatch):
     """The API's reads run outside transactions, on the libpq path; most tests run inside one,
     on psycopg's cursor. Both give the same documents."""
     _postgres()
-    customer_id = make_customer()
+    customer_id = make_customer(name="Ann 100% _real_ \u00e9l\u00e8ve", code="Ann-1")
     make_customer()
     make_customer()
     for n in range(3):
         make_order(customer_id, item=f"Item \u00e9 {n}")
+    first_page = json.loads(documents.order_page(limit=2))
+    early, late = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
     renders = [
         lambda: documents.order_page(limit=2),
+        lambda: documents.order_page(limit=2, cursor=first_page["next_cursor"]),
         lambda: documents.order_page(limit=50, customer_id=customer_id, sms_status="pending"),
+        lambda: documents.order_page(limit=50, since=early, until=late),
+        lambda: documents.order_page(limit=50, since=late),
         lambda: documents.customer_page(limit=2),
+        lambda: documents.customer_page(limit=50, search="100% _real_ \u00e9l"),
+        lambda: documents.customer_page(limit=50, code="ANN-1"),
         lambda: documents.order(OrderView.objects.order_by("id").first().id),
     ]
     fast = [render() for render in renders]
+    assert [len(json.loads(body).get("items", [1])) for body in fast] == [2, 1, 3, 3, 0, 2, 1, 1, 1]
     connection.ensure_connection()
     monkeypatch.setattr(connection.connection, "prepare_threshold", None)
     assert [render() for render in renders] == fast
