@@ -66,3 +66,10 @@ def order_body(order_id: int) -> str:
     if documents.available():
         return documents.order(order_id)
     return dumps(order(orders.get_order(order_id)))
+
+
+def customer_body(customer_id: int) -> str:
+    """`GET customers/{id}/` and the writes' bodies: as `order_body`, for a customer."""
+    if documents.available():
+        return documents.customer(customer_id)
+    return dumps(customer(customers.get_customer(customer_id)))

@@ -174,7 +174,7 @@ def _write_sql(*, claimed: bool, subscribed: bool) -> tuple[str, dict[str, Any]]
 
 def _place_order_sql(cmd: PlaceOrder, claim: IdempotencyClaim | None) -> PlacedOrder | None:
     """None when the customer changed between the read and the write (read it again)."""
-    # Two statements in autocommit, each one libpq call (backend.database, decision 28).
+    # Two statements; in autocommit, as in a request, each one libpq call (backend.database).
     db = connections[DEFAULT_DB_ALIAS]
     [found] = database.fetchall(db, _READ_SQL, [ORDER_CREATED, cmd.customer_id]) or [None]
     if found is None:

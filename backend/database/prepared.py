@@ -6,8 +6,8 @@ interpreter lock at each step, and loaders per row. For the one-statement reads 
 SQL-rendered documents that was a fifth of an order read's CPU in-process (0.385 -> 0.314 ms,
 docs/performance.md, decision 28), and each lock release is a hand-over to another thread of a
 busy server. Here the statement is prepared once per connection under its own name, the
-parameters go as text (PostgreSQL infers their types from the statement, as for any `$n`) and
-the call sends, waits and reads in C, releasing the lock once.
+parameters go as text with the type OIDs psycopg's dumpers would send (str and None as unknown,
+typed by where they stand) and the call sends, waits and reads in C, releasing the lock once.
 
 Used outside transactions only (`backend.database.fetchall`), by the documents' reads and the
 order's two statements. Parameters of None, bool, int, str, Decimal, UUID, aware datetimes and

@@ -33,10 +33,14 @@ _READER = ViewReader(CustomerView, CustomerRead)
 _BY_ID = ' ORDER BY "id" LIMIT %s'
 
 
+def not_found(customer_id: int) -> NotFound:
+    return NotFound(f"Customer {customer_id} does not exist.")
+
+
 def get_customer(customer_id: int) -> CustomerRead:
     rows = _READER.rows(' WHERE "id" = %s', [customer_id])
     if not rows:
-        raise NotFound(f"Customer {customer_id} does not exist.")
+        raise not_found(customer_id)
     return CustomerRead(*rows[0])
 
 

@@ -1,10 +1,9 @@
-"""The list pages' JSON bodies, rendered by PostgreSQL (issue 11).
+"""The API's JSON bodies as PostgreSQL stores them (issue 11, docs/performance.md decision 27).
 
-A page of 50 customers spent most of its CPU in Python turning rows into text: psycopg parsing
-150 timestamps through Django's Python-level tz loader, `Decimal`s, then `isoformat()` and the
-JSON encoder. Here the SELECT writes each row's JSON text itself (the same bytes
-`backend.api.rendering` gives from the view dataclasses) and aggregates the page into one
-string, so Python receives one row of a few columns and passes the text through.
+Each projection row keeps its JSON text in a generated `document` column, computed by the
+functions `schema_sql` writes whenever the row is written: `GET orders/{id}/` and
+`GET customers/{id}/` select one, a page joins 50 in one aggregate row, and Python passes the text
+through (no timestamp loaders, `Decimal`s, dicts or JSON encoder per read).
 
 The text is what `json.dumps` writes with its defaults (`", "` and `": "`, `ensure_ascii`):
 - strings go through `to_json(text)`, which escapes `"`, `\\` and control characters exactly as
@@ -13,12 +12,9 @@ The text is what `json.dumps` writes with its defaults (`", "` and `": "`, `ensu
 - money is the `numeric(p, 2)` column's text (`str(Decimal)` of the same value);
 - timestamps are `rendering.timestamp()`'s text: UTC, milliseconds (truncated) only when the
   microseconds are not zero, `Z`.
-`tests/integration/queries/test_documents.py` compares the bytes with the Python rendering over
-edge values. PostgreSQL only: the quick start's SQLite keeps the Python path (`available()`).
-`GET orders/{id}/` is rendered here too: with its ETag digesting that text (`etags.tag`) Python
-no longer parses nine typed columns, builds a dataclass and a dict and encodes them, nor
-canonicalises the fields for the tag (docs/performance.md, decision 19). `customers/{id}/`
-stays in Python (not a hot read).
+`tests/integration/queries/test_documents.py` compares the bytes with the Python rendering
+(`representations`) over edge values, which is also what a write's `If-Match` digests. PostgreSQL
+only: the quick start's SQLite keeps the Python path (`available()`).
 """
 
 from __future__ import annotations
@@ -254,6 +250,14 @@ def order(order_id: int) -> str:
     body = _ORDERS.get(order_id)
     if body is None:
         raise orders.not_found(order_id)
+    return body
+
+
+def customer(customer_id: int) -> str:
+    """`GET customers/{id}/`: the body `rendering.customer()` gives for `get_customer()`."""
+    body = _CUSTOMERS.get(customer_id)
+    if body is None:
+        raise customers.not_found(customer_id)
     return body
 
 

@@ -9,7 +9,6 @@ from backend.api.schemas.common import CodeFilter, Cursor, Limit, QueryText
 from backend.api.schemas.customers import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
 from backend.api.throttling import write_limit
 from backend.commands import customers as commands
-from backend.queries import customers as queries
 from backend.queries.etags import tag
 
 router = Router(tags=["customers"])
@@ -22,7 +21,7 @@ def _location(customer_id: int) -> str:
 
 
 def _render(customer_id: int) -> str:
-    return rendering.dumps(rendering.customer(queries.get_customer(customer_id)))
+    return rendering.customer_body(customer_id)
 
 
 @router.post(

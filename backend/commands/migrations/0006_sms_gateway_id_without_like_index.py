@@ -18,7 +18,7 @@ def _like_indexes(schema_editor: BaseDatabaseSchemaEditor) -> list[str]:
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'sms_notifications'"
-            " AND indexname LIKE 'sms_notifications_gateway_message_id%%_like'"
+            " AND indexname LIKE 'sms_notifications_gateway_message_id%_like'"
         )
         return [name for (name,) in cursor.fetchall()]
 

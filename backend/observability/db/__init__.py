@@ -39,7 +39,7 @@ class StatementMeter:
 @cache
 def statement_meter(alias: str, vendor: str) -> StatementMeter:
     """Shared by the cursors below and by statements run without a cursor
-    (`backend.queries.sql`'s prepared reads)."""
+    (`backend.database.prepared`)."""
     return StatementMeter(alias, vendor)
 
 

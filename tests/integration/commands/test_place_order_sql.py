@@ -110,7 +110,7 @@ def test_sql_writes_the_rows_the_orm_writes():
     assert str(by_sql.amount) == str(view.amount) == "1234.50"
     # Outside a transaction, as in a request: both statements ran as one libpq call each.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name LIKE 'duka_%%'")
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name LIKE 'duka_%'")
         texts = [text for (text,) in cursor.fetchall()]
     assert any("nextval(pg_get_serial_sequence('orders', 'id'))" in text for text in texts)
     assert any("INSERT INTO" in text and "k AS (" in text and "w AS (" in text for text in texts)

@@ -179,6 +179,15 @@ def test_one_order_is_the_python_body():
         documents.order(404)
 
 
+def test_one_customer_is_the_python_body():
+    from backend.queries.customers import get_customer
+
+    for customer_id in _customers():
+        assert documents.customer(customer_id) == representations.text(get_customer(customer_id))
+    with pytest.raises(NotFound, match=r"^Customer 404 does not exist\.$"):
+        documents.customer(404)
+
+
 def test_the_ascii_pass_is_json_dumps_ensure_ascii():
     # json.dumps without ensure_ascii escapes what to_json does; the pass must add the rest.
     for text in TEXTS:
@@ -284,7 +293,7 @@ def test_pages_keep_their_generic_plan():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
-            " WHERE name LIKE 'duka_%%' AND statement LIKE '%%string_agg(page.document%%'"
+            " WHERE name LIKE 'duka_%' AND statement LIKE '%string_agg(page.document%'"
         )
         plans = cursor.fetchall()
     assert len(plans) == 3, plans
