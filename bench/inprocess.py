@@ -7,6 +7,7 @@ drifts).
 
     uv run python bench/inprocess.py --setup            # create and seed the database once
     uv run python bench/inprocess.py healthz order orders customers post
+    uv run python bench/inprocess.py healthz floor_body floor_sql order  # the floor, see run.py
     uv run python bench/inprocess.py --profile order     # cProfile of that request, top entries
 
 It uses the database `duka_inprocess` on 127.0.0.1:5432 (user postgres, trust auth; `--db-name`
@@ -46,7 +47,9 @@ def environment(db_name: str) -> dict[str, str]:
         key.write_text(generate_private_key_pem())
     return {
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
-        "DJANGO_SETTINGS_MODULE": "backend.settings.base",
+        # The production settings with the floor views of `bench/run.py --floor` in front.
+        "DJANGO_SETTINGS_MODULE": "duka_bench.floor",
+        "PYTHONPATH": str(ROOT / "bench"),
         "DJANGO_SECRET_KEY": "in-process-bench-" + "x" * 40,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DUKA_PUBLIC_URL": "http://127.0.0.1:8000",
@@ -97,7 +100,7 @@ def main() -> int:
     if not client_file.exists():
         parser.error("no client yet: run with --setup first")
 
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
     import logging
 
     from backend.wsgi import application
@@ -160,6 +163,15 @@ def main() -> int:
         "orders": lambda: call("GET", "/api/v1/orders/?limit=50", headers=bearer),
         "customers": lambda: call("GET", "/api/v1/customers/?limit=50", headers=bearer),
         "post": post,
+        # bench/duka_bench/floor_urls.py: the order read's statement / its body size, plain views
+        "floor_sql": lambda: call(
+            "GET", f"/bench/floor/sql/{rng.randint(1, 10000)}/", headers=bearer
+        ),
+        "floor_body": lambda: call(
+            "GET", f"/bench/floor/body/{rng.randint(1, 10000)}/", headers=bearer
+        ),
+        "floor_orders": lambda: call("GET", "/bench/floor/orders/", headers=bearer),
+        "floor_customers": lambda: call("GET", "/bench/floor/customers/", headers=bearer),
     }
     if args.profile:
         request = requests[args.profile]
@@ -168,7 +180,9 @@ def main() -> int:
         for _ in range(args.n):
             request()
         profile.disable()
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(50)
+        pstats.Stats(profile).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(
+            int(os.environ.get("BENCH_TOP", "50"))
+        )
         return 0
     from django.db import connections
 

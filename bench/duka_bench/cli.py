@@ -104,6 +104,11 @@ def execute(opts: Options) -> dict[str, Any]:
         for name in ("SENTRY_DSN", "RATE_LIMIT_WRITES"):  # no reporting, no write limit
             env.pop(name, None)
         web_env = {**env, **opts.web_env}
+        if opts.floor:
+            web_env["DJANGO_SETTINGS_MODULE"] = "duka_bench.floor"
+            web_env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(BENCH), web_env.get("PYTHONPATH", "")])
+            )
         commands = procfile()
         log("release: " + commands["release"])
         run(["sh", "-c", commands["release"]], env=env, timeout=300)
@@ -141,6 +146,7 @@ def execute(opts: Options) -> dict[str, Any]:
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
             "web_command": web_cmd,
             "web_env": opts.web_env,
+            "floor": opts.floor,
             "worker_command": commands["worker"],
             "concurrency": CONCURRENCY,
             "wrk_threads": WRK_THREADS,
@@ -221,6 +227,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="extra environment for the web process, e.g. WEB_THREADS=8 or GUNICORN_CMD_ARGS=...",
     )
     parser.add_argument("--web-cmd", help="a candidate web command instead of the Procfile's")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure two bench-only views (bench/duka_bench/floor_urls.py): the order "
+        "read's statement in a plain view, and a body of its size without the database",
+    )
     parser.add_argument("--label", default="", help="a name for this run in the result files")
     parser.add_argument(
         "--profile", default="", help="endpoint keys to sample with py-spy during their run"
@@ -287,6 +299,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         calibrate=max(0.0, args.calibrate if args.calibrate is not None else (4 if quick else 8)),
         db_name=args.db_name,
         redis_db=args.redis_db,
+        floor=args.floor,
     )
 
 

@@ -50,4 +50,5 @@ class Options:
     calibrate: float = 0.0
     db_name: str = DB_NAME
     redis_db: int = REDIS_DB
+    floor: bool = False
     results: dict[str, Any] = field(default_factory=dict)

@@ -33,9 +33,10 @@ from .report import DRAIN_SECONDS, cpu_per_order, cpu_per_order_line
 class Endpoint:
     key: str
     label: str
-    kind: str  # ceiling | read | write
+    kind: str  # ceiling | read | write | floor (bench-only views, `--floor`)
     mode: str = "static"
     path: str = ""
+    prefix: str = "/api/v1/orders/"  # of an order_detail request: prefix + id + "/"
 
 
 ENDPOINTS = [
@@ -47,6 +48,33 @@ ENDPOINTS = [
     Endpoint("orders", "GET /api/v1/orders/?limit=50", "read", path="/api/v1/orders/?limit=50"),
     Endpoint("orders_deep", "GET /api/v1/orders/?limit=50&cursor=(100 pages deep)", "read"),
     Endpoint("post_order", "POST /api/v1/orders/", "write", mode="post_order"),
+    # What the order read cannot get under (bench/duka_bench/floor_urls.py), run with --floor.
+    Endpoint(
+        "floor_sql",
+        "GET /bench/floor/sql/{id}/ (the order read's statement, plain view)",
+        "floor",
+        mode="order_detail",
+        prefix="/bench/floor/sql/",
+    ),
+    Endpoint(
+        "floor_body",
+        "GET /bench/floor/body/{id}/ (a body of that size, plain view, no database)",
+        "floor",
+        mode="order_detail",
+        prefix="/bench/floor/body/",
+    ),
+    Endpoint(
+        "floor_orders",
+        "GET /bench/floor/orders/ (the first page of 50 orders, plain view)",
+        "floor",
+        path="/bench/floor/orders/",
+    ),
+    Endpoint(
+        "floor_customers",
+        "GET /bench/floor/customers/ (the first page of 50 customers, plain view)",
+        "floor",
+        path="/bench/floor/customers/",
+    ),
 ]
 
 
@@ -58,10 +86,12 @@ def wrk(
     mode: str,
     token: str | None,
     id_range: tuple[int, int] = (1, 1),
+    prefix: str = "/api/v1/orders/",
 ) -> dict[str, Any]:
     env = {
         **os.environ,
         "BENCH_MODE": mode,
+        "BENCH_DETAIL_PREFIX": prefix,
         "BENCH_TOKEN": token or "",
         "BENCH_MIN_ID": str(id_range[0]),
         "BENCH_MAX_ID": str(id_range[1]),
@@ -203,6 +233,8 @@ def phase(
     for endpoint in ENDPOINTS:
         if opts.only and endpoint.key not in opts.only and endpoint.key != "healthz":
             continue
+        if endpoint.kind == "floor" and not opts.floor:
+            continue
         token = service.token()  # tokens live 15 min; a fresh one per run never expires mid-run
         path = endpoint.path
         if endpoint.key == "orders_deep":
@@ -218,7 +250,13 @@ def phase(
         ceiling = calibration(wrk_bin, service, opts.calibrate) if calibrate else None
         if opts.warmup:
             wrk(
-                wrk_bin, url, seconds=opts.warmup, mode=endpoint.mode, token=auth, id_range=id_range
+                wrk_bin,
+                url,
+                seconds=opts.warmup,
+                mode=endpoint.mode,
+                token=auth,
+                id_range=id_range,
+                prefix=endpoint.prefix,
             )
             if write:
                 # The warm-up's SMS must not be sent (and counted) during the measurement.
@@ -247,6 +285,7 @@ def phase(
                     mode=endpoint.mode,
                     token=auth,
                     id_range=id_range,
+                    prefix=endpoint.prefix,
                 )
                 drained = wait_drained(db_url) if write else None
             if write:

@@ -191,7 +191,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"- commit: {results['commit']}{' (uncommitted changes)' if results['dirty'] else ''}"
         + (" · quick mode" if results["quick"] else ""),
         f"- web: `{results['web_command']}`"
-        + "".join(f" `{k}={v}`" for k, v in results["web_env"].items()),
+        + "".join(f" `{k}={v}`" for k, v in results["web_env"].items())
+        + (" with the bench-only floor views (`--floor`)" if results.get("floor") else ""),
         f"- worker: `{results['worker_command']}`",
         f"- load: wrk, {results['wrk_threads']} threads, {results['concurrency']} connections, "
         f"{results['seconds_per_endpoint']:.0f} s per endpoint after a warm-up, same machine",

@@ -2,7 +2,8 @@
 -- line, so the token does not show in `ps`):
 --   BENCH_TOKEN            bearer token (unset: no Authorization header, e.g. /healthz)
 --   BENCH_MODE             "static" (the URL as given), "order_detail" (GET /api/v1/orders/{id}/
---                          with id uniform in BENCH_MIN_ID..BENCH_MAX_ID) or "post_order"
+--                          with id uniform in BENCH_MIN_ID..BENCH_MAX_ID; BENCH_DETAIL_PREFIX
+--                          for another path of that shape) or "post_order"
 --                          (POST /api/v1/orders/ for a customer in BENCH_MIN_ID..BENCH_MAX_ID)
 -- done() prints one line "BENCH_JSON {...}" with throughput, latency percentiles and errors.
 
@@ -10,6 +11,7 @@ local token = os.getenv("BENCH_TOKEN")
 local mode = os.getenv("BENCH_MODE") or "static"
 local min_id = tonumber(os.getenv("BENCH_MIN_ID") or "1")
 local max_id = tonumber(os.getenv("BENCH_MAX_ID") or "1")
+local detail_prefix = os.getenv("BENCH_DETAIL_PREFIX") or "/api/v1/orders/"
 
 wrk.headers["Accept"] = "application/json"
 if token and token ~= "" then
@@ -29,7 +31,7 @@ end
 if mode == "order_detail" then
   function request()
     local id = math.random(min_id, max_id)
-    return wrk.format("GET", "/api/v1/orders/" .. id .. "/")
+    return wrk.format("GET", detail_prefix .. id .. "/")
   end
 elseif mode == "post_order" then
   wrk.method = "POST"
