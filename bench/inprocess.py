@@ -10,6 +10,9 @@ drifts).
     uv run python bench/inprocess.py healthz floor_body floor_sql order  # the floor, see run.py
     uv run python bench/inprocess.py --profile order     # cProfile of that request, top entries
 
+`BENCH_SORT` / `BENCH_TOP` choose the profile's order (e.g. tottime) and length; `BENCH_SETTINGS`
+names another settings module (one that adds experiment views in front of the floor's URLs).
+
 It uses the database `duka_inprocess` on 127.0.0.1:5432 (user postgres, trust auth; `--db-name`
 for another) and writes the request log lines to /dev/null.
 """
@@ -48,7 +51,7 @@ def environment(db_name: str) -> dict[str, str]:
     return {
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
         # The production settings with the floor views of `bench/run.py --floor` in front.
-        "DJANGO_SETTINGS_MODULE": "duka_bench.floor",
+        "DJANGO_SETTINGS_MODULE": os.environ.get("BENCH_SETTINGS", "duka_bench.floor"),
         "PYTHONPATH": str(ROOT / "bench"),
         "DJANGO_SECRET_KEY": "in-process-bench-" + "x" * 40,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
