@@ -2,6 +2,7 @@
 
     uv run python bench/run.py            # full run (~10 min on 2 cores)
     uv run python bench/run.py --quick    # smoke run (~3 min): shorter runs, 100,000 orders
+    uv run python bench/run.py --floor    # also the reads' floors (docs/performance.md, 31)
 
 What it does, in order (docs/performance.md explains the figures and the targets):
 1. Installs wrk from Debian's packages when missing; starts PostgreSQL/Redis on 127.0.0.1 when

@@ -7,5 +7,7 @@
 - `load`: the wrk runs (per size and endpoint), the SMS burst, the outbox drain;
 - `profiling`: py-spy sampling during a measurement;
 - `report`: CPU per order, the targets, the markdown/JSON results;
-- `cli`: the command line and the whole run.
+- `cli`: the command line and the whole run;
+- `floor`, `floor_urls`: settings and bench-only views for `--floor` (the web imports them, the
+  service never does).
 """
