@@ -3,6 +3,7 @@ re-measurement of a disturbed run), the SMS burst, and the waits for the outbox 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -248,16 +249,17 @@ def phase(
         # ~20 % more right after it in two runs), and a ceiling measured then would flatter the
         # write's ratios.
         ceiling = calibration(wrk_bin, service, opts.calibrate) if calibrate else None
+        load = functools.partial(
+            wrk,
+            wrk_bin,
+            url,
+            mode=endpoint.mode,
+            token=auth,
+            id_range=id_range,
+            prefix=endpoint.prefix,
+        )
         if opts.warmup:
-            wrk(
-                wrk_bin,
-                url,
-                seconds=opts.warmup,
-                mode=endpoint.mode,
-                token=auth,
-                id_range=id_range,
-                prefix=endpoint.prefix,
-            )
+            load(seconds=opts.warmup)
             if write:
                 # The warm-up's SMS must not be sent (and counted) during the measurement.
                 wait_drained(db_url)
@@ -278,15 +280,7 @@ def phase(
             # A write's CPU is also counted until the outbox has drained: the SMS worker sends
             # part of the run's messages after wrk stops, and CPU per order must include them.
             with CpuSplit() as through_drain:
-                figures = wrk(
-                    wrk_bin,
-                    url,
-                    seconds=opts.seconds,
-                    mode=endpoint.mode,
-                    token=auth,
-                    id_range=id_range,
-                    prefix=endpoint.prefix,
-                )
+                figures = load(seconds=opts.seconds)
                 drained = wait_drained(db_url) if write else None
             if write:
                 figures["drain_seconds"] = drained
