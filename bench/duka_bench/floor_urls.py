@@ -1,4 +1,4 @@
-"""The service's URLs behind two bench-only views (`bench/run.py --floor`).
+"""The service's URLs behind four bench-only views (`bench/run.py --floor`).
 
 They measure what any read costs before the API does its own work, under the same server and
 middleware as `/healthz` and the API: `floor_sql` is a plain Django view that runs exactly the
