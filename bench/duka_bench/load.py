@@ -29,6 +29,9 @@ from .procs import Proc, Service, db_row, db_scalar, http, memory, run
 from .profiling import finish_profiler, start_profiler
 from .report import DRAIN_SECONDS, cpu_per_order, cpu_per_order_line
 
+# An order_detail request's path is a prefix, the id and "/" (api.lua's BENCH_DETAIL_PREFIX).
+ORDER_PREFIX = "/api/v1/orders/"
+
 
 @dataclass
 class Endpoint:
@@ -37,7 +40,7 @@ class Endpoint:
     kind: str  # ceiling | read | write | floor (bench-only views, `--floor`)
     mode: str = "static"
     path: str = ""
-    prefix: str = "/api/v1/orders/"  # of an order_detail request: prefix + id + "/"
+    prefix: str = ORDER_PREFIX
 
 
 ENDPOINTS = [
@@ -87,7 +90,7 @@ def wrk(
     mode: str,
     token: str | None,
     id_range: tuple[int, int] = (1, 1),
-    prefix: str = "/api/v1/orders/",
+    prefix: str = ORDER_PREFIX,
 ) -> dict[str, Any]:
     env = {
         **os.environ,
