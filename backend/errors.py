@@ -96,3 +96,11 @@ class InvalidField(DomainError):
     def __init__(self, field: str, detail: str) -> None:
         super().__init__(detail)
         self.field = field
+
+
+def is_stale_plan(exc: BaseException) -> bool:
+    """PostgreSQL refused a prepared statement whose result columns a migration applied since
+    changed type ("cached plan must not change result type", SQLSTATE 0A000). Nothing ran, and
+    once psycopg has dropped the statement (it does on the failure, and on any rollback) the
+    same SQL succeeds when sent again."""
+    return getattr(exc.__cause__, "sqlstate", None) == "0A000" and "cached plan" in str(exc)

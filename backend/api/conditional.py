@@ -40,8 +40,8 @@ def if_match(request: HttpRequest) -> frozenset[str] | None:
     return None if header is None else _tags(header, weak=False)
 
 
-def representation(request: HttpRequest, body: str, tag: str) -> HttpResponse:
-    """200 with the JSON text `body` and `ETag`, or 304 (no body) when `If-None-Match` names the
+def representation(request: HttpRequest, body: bytes, tag: str) -> HttpResponse:
+    """200 with the JSON `body` and `ETag`, or 304 (no body) when `If-None-Match` names the
     tag or is `*`."""
     header = request.headers.get("If-None-Match")
     if header is not None:
@@ -50,7 +50,7 @@ def representation(request: HttpRequest, body: str, tag: str) -> HttpResponse:
             response: HttpResponse = HttpResponseNotModified()
             response["ETag"] = tag
             return response
-    return tagged(rendering.text_response(body), tag)
+    return tagged(rendering.json_response(body), tag)
 
 
 def tagged(response: HttpResponse, tag: str) -> HttpResponse:

@@ -27,10 +27,10 @@ class Created:
     """What a command wrote, rendered from its own values: no read-back query for the body."""
 
     resource_id: int
-    body: str
+    body: bytes
 
 
-def _created(body: str, location: str | None, *, replayed: bool, status: int) -> HttpResponse:
+def _created(body: bytes, location: str | None, *, replayed: bool, status: int) -> HttpResponse:
     response = HttpResponse(body, status=status, content_type="application/json")
     if location is not None:
         response["Location"] = location
@@ -51,7 +51,7 @@ def create(
     endpoint: str,
     payload: Schema | None,
     execute: Callable[[IdempotencyClaim | None], int | Created],
-    render: Callable[[int], str],
+    render: Callable[[int], bytes],
     location: Callable[[int], str] | None,
     status: int = 201,
 ) -> HttpResponse:
@@ -59,13 +59,13 @@ def create(
     `payload` is what must match for a repeat (None: the endpoint's path says it all).
     `execute` returns the new resource's id (`render` then reads it) or a `Created`."""
 
-    def run(claim: IdempotencyClaim | None) -> tuple[int, str]:
+    def run(claim: IdempotencyClaim | None) -> tuple[int, bytes]:
         result = execute(claim)
         if isinstance(result, Created):
             return result.resource_id, result.body
         return result, render(result)
 
-    def respond(resource_id: int, body: str, *, replayed: bool) -> HttpResponse:
+    def respond(resource_id: int, body: bytes, *, replayed: bool) -> HttpResponse:
         where = location(resource_id) if location is not None else None
         return _created(body, where, replayed=replayed, status=status)
 
@@ -75,17 +75,19 @@ def create(
         return respond(resource_id, body, replayed=False)
     key = _valid_key(raw_key)
     fingerprint = hashlib.sha256(
-        json.dumps(payload.model_dump(mode="json") if payload else {}, sort_keys=True).encode()
+        json.dumps(
+            payload.model_dump(mode="json", exclude_none=True) if payload else {}, sort_keys=True
+        ).encode()
     ).hexdigest()
     subject = str(getattr(request.auth, "subject", ""))
     outcome = claim_key(subject=subject, endpoint=endpoint, key=key, fingerprint=fingerprint)
     if isinstance(outcome, Replay):
-        body = outcome.body if outcome.body is not None else render(outcome.resource_id)
+        body = outcome.body.encode() if outcome.body is not None else render(outcome.resource_id)
         return respond(outcome.resource_id, body, replayed=True)
     try:
         resource_id, body = run(outcome)
     except BaseException:
         release_claim(outcome)
         raise
-    store_response(outcome, body)
+    store_response(outcome, body.decode())
     return respond(resource_id, body, replayed=False)

@@ -12,6 +12,7 @@ from backend.commands.clock import now_ms
 from backend.commands.idempotency import IdempotencyClaim, complete_claim
 from backend.commands.models import Customer
 from backend.commands.phone import normalize_phone_number
+from backend.commands.transactions import handler
 from backend.errors import (
     CustomerHasOrders,
     DuplicateCode,
@@ -81,7 +82,7 @@ def _save(customer: Customer, *, created: bool) -> None:
     )
 
 
-@transaction.atomic(durable=True)
+@handler
 def create_customer(cmd: CreateCustomer, *, idempotency: IdempotencyClaim | None = None) -> int:
     now = now_ms()
     customer = Customer(
@@ -119,7 +120,7 @@ def _locked(customer_id: int, *, if_match: IfMatch = None) -> Customer:
     return customer
 
 
-@transaction.atomic(durable=True)
+@handler
 def replace_customer(cmd: ReplaceCustomer, *, if_match: IfMatch = None) -> int:
     return _update(
         cmd.customer_id,
@@ -130,7 +131,7 @@ def replace_customer(cmd: ReplaceCustomer, *, if_match: IfMatch = None) -> int:
     )
 
 
-@transaction.atomic(durable=True)
+@handler
 def patch_customer(cmd: PatchCustomer, *, if_match: IfMatch = None) -> int:
     return _update(
         cmd.customer_id,
@@ -163,7 +164,7 @@ def _update(
     return customer.pk
 
 
-@transaction.atomic(durable=True)
+@handler
 def delete_customer(cmd: DeleteCustomer, *, if_match: IfMatch = None) -> None:
     customer = _locked(cmd.customer_id, if_match=if_match)
     # The customer row is locked, so no order can be placed for it between this check and the delete.

@@ -36,6 +36,7 @@ class Order(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     item = models.CharField(max_length=ITEM_MAX_LENGTH)
     amount = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
+    note = models.CharField(max_length=500, null=True)  # noqa: DJ001 - null is the API's null
     time = models.DateTimeField()
 
     class Meta:

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 
 from backend import projections
 from backend.commands.clock import now_ms
-from backend.commands.models import Customer, Order
+from backend.commands.models import Customer
 
 ITEMS = [
     "Widget",
@@ -93,37 +93,18 @@ def seed(*, customers: int, orders: int, rng: random.Random | None = None) -> tu
     projections.lift_timeouts()  # a million rows take longer than a request's statement bound
     now = now_ms()
     tag = secrets.token_hex(3)
-    if connection.vendor == "postgresql":
-        _copy(
-            "customers",
-            ("name", "code", "phone_number", "created_at", "updated_at"),
-            _customers(customers, tag, now),
-        )
-    else:
-        rows = [
-            Customer(name=a, code=b, phone_number=c, created_at=d, updated_at=e)
-            for a, b, c, d, e in _customers(customers, tag, now)
-        ]
-        Customer.objects.bulk_create(rows, batch_size=BATCH)
+    _copy(
+        "customers",
+        ("name", "code", "phone_number", "created_at", "updated_at"),
+        _customers(customers, tag, now),
+    )
     ids = list(Customer.objects.filter(code__startswith=f"S{tag}-").values_list("id", flat=True))
     if orders:
-        if connection.vendor == "postgresql":
-            _copy(
-                "orders", ("customer_id", "item", "amount", "time"), _orders(ids, orders, rng, now)
-            )
-        else:
-            batch: list[Order] = []
-            for cid, item, amount, time in _orders(ids, orders, rng, now):
-                batch.append(Order(customer_id=cid, item=item, amount=amount, time=time))
-                if len(batch) >= BATCH:
-                    Order.objects.bulk_create(batch)
-                    batch = []
-            Order.objects.bulk_create(batch)
+        _copy("orders", ("customer_id", "item", "amount", "time"), _orders(ids, orders, rng, now))
     projections.project_new_customers(code_prefix=f"S{tag}-")
-    if connection.vendor == "postgresql":
-        # Fresh statistics, so the planner uses the keyset indexes right after a bulk load.
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE customers, orders, customer_view, order_view")
+    # Fresh statistics, so the planner uses the keyset indexes right after a bulk load.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE customers, orders, customer_view, order_view")
     return len(ids), orders
 
 

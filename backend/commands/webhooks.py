@@ -41,7 +41,8 @@ from backend.errors import InvalidField, NotFound
 from backend.integrations.webhooks import UnsafeUrl, check_url
 from backend.notifications import events
 from backend.observability.context import current_request_id
-from backend.queries.models import CustomerView, OrderView
+from backend.queries.customers import get_customer
+from backend.queries.orders import get_order
 
 logger = logging.getLogger(__name__)
 
@@ -178,41 +179,17 @@ def record_order_event(event_type: str, order_id: int) -> int:
     """An order event whose `data` is the order's read model row, as updated in this
     transaction (so it carries the status just written)."""
 
-    def data() -> dict[str, Any]:
-        view = OrderView.objects.get(id=order_id)
-        return events.order_data(
-            id=view.id,
-            customer_id=view.customer_id,
-            customer_code=view.customer_code,
-            customer_name=view.customer_name,
-            item=view.item,
-            amount=view.amount,
-            time=view.time,
-            sms_status=view.sms_status,
-            sms_error=getattr(view, "sms_error", None),
-        )
-
-    return record_event(event_type, subject=f"order:{order_id}", data=data)
+    return record_event(
+        event_type, subject=f"order:{order_id}", data=lambda: get_order(order_id).data()
+    )
 
 
 def record_customer_event(event_type: str, customer_id: int) -> int:
     """A customer event with the customer's read model row as written in this transaction."""
 
-    def data() -> dict[str, Any]:
-        view = CustomerView.objects.get(id=customer_id)
-        return events.customer_data(
-            id=view.id,
-            name=view.name,
-            code=view.code,
-            phone_number=view.phone_number,
-            created_at=view.created_at,
-            updated_at=view.updated_at,
-            order_count=view.order_count,
-            total_amount=view.total_amount,
-            last_order_at=view.last_order_at,
-        )
-
-    return record_event(event_type, subject=f"customer:{customer_id}", data=data)
+    return record_event(
+        event_type, subject=f"customer:{customer_id}", data=lambda: get_customer(customer_id).data()
+    )
 
 
 # --- Publishing (called by the dispatcher) ------------------------------------------------------

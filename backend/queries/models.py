@@ -34,6 +34,7 @@ class OrderView(models.Model):
     customer_name = models.CharField(max_length=200)
     item = models.CharField(max_length=200)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
+    note = models.CharField(max_length=500, null=True)  # noqa: DJ001 - null is the API's null
     time = models.DateTimeField()
     sms_status = models.CharField(max_length=16)
     sms_error = models.CharField(max_length=64, null=True)  # noqa: DJ001 - null is the API's null

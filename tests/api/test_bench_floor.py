@@ -4,7 +4,6 @@ reads only if they run the very same statements (bench/duka_bench/floor_urls.py)
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 
 from tests.cursors import unstamped
 from tests.factories import make_customer, make_order
@@ -13,8 +12,6 @@ pytestmark = pytest.mark.django_db
 
 
 def test_floor_views_return_the_api_reads_bytes(api, client, settings) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("the floor runs the PostgreSQL-rendered documents")
     customers = [make_customer(code=f"FLOOR-{n}") for n in range(3)]
     orders = [make_order(c, item=f"Item {n}") for n, c in enumerate(customers * 2)]
     expected = {

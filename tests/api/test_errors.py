@@ -143,7 +143,7 @@ def test_unexpected_error_is_500_problem_without_internals(api, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("backend.api.rendering.customer_page", boom)
+    monkeypatch.setattr("backend.queries.customers.list_customers", boom)
     response = api.get("customers/")
     body = assert_problem(response, 500)
     assert "secret internals" not in json.dumps(body)

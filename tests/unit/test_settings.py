@@ -44,6 +44,8 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ({"OIDC_SCOPE_CLAIMS": "scope,realm_access..roles"}, "OIDC_SCOPE_CLAIMS"),
         ({"OIDC_SCOPE_CLAIMS": ","}, "OIDC_SCOPE_CLAIMS"),
         ({"ISSUER_AUTH_FAILURES_PER_CLIENT": "0"}, "ISSUER_AUTH_FAILURES_PER_CLIENT"),
+        ({"DATABASE_URL": "sqlite:///db.sqlite3"}, "DATABASE_URL"),
+        ({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "DATABASE_URL": ""}, "DATABASE_URL"),
         ({"DATABASE_READ_URL": "sqlite:///replica.db"}, "DATABASE_READ_URL"),
         ({"DATABASE_READ_URL": "mysql://u@h/db"}, "DATABASE_READ_URL"),
         ({"DATABASE_READ_MAX_LAG_S": "-1"}, "DATABASE_READ_MAX_LAG_S"),

@@ -9,6 +9,7 @@ from backend.api.schemas.common import CodeFilter, Cursor, Limit, QueryText
 from backend.api.schemas.customers import CustomerIn, CustomerOut, CustomerPage, CustomerPatch
 from backend.api.throttling import write_limit
 from backend.commands import customers as commands
+from backend.queries import customers as queries
 from backend.queries.etags import tag
 
 router = Router(tags=["customers"])
@@ -20,8 +21,8 @@ def _location(customer_id: int) -> str:
     return f"/api/v1/customers/{customer_id}/"
 
 
-def _render(customer_id: int) -> str:
-    return rendering.customer_body(customer_id)
+def _render(customer_id: int) -> bytes:
+    return queries.get_customer(customer_id).body()
 
 
 @router.post(
@@ -50,8 +51,8 @@ def list_customers(
     limit: Limit = 50,
 ) -> HttpResponse:
     """Customers by ascending id. `code` is an exact match and `search` a substring of name or code, both ignoring case."""
-    body = rendering.customer_page(code=code, search=search, cursor=cursor, limit=limit)
-    return rendering.text_response(body)
+    page = queries.list_customers(code=code, search=search, cursor=cursor, limit=limit)
+    return rendering.json_response(page.body())
 
 
 @router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="get_customer")
@@ -63,7 +64,7 @@ def get_customer(request: HttpRequest, customer_id: int) -> HttpResponse:
 
 def _updated(customer_id: int) -> HttpResponse:
     body = _render(customer_id)
-    return conditional.tagged(rendering.text_response(body), tag(body))
+    return conditional.tagged(rendering.json_response(body), tag(body))
 
 
 @router.put(

@@ -21,13 +21,13 @@ def _location(order_id: int) -> str:
     return f"/api/v1/orders/{order_id}/"
 
 
-def _render(order_id: int) -> str:
-    return rendering.dumps(rendering.order(queries.get_order(order_id)))
+def _render(order_id: int) -> bytes:
+    return queries.get_order(order_id).body()
 
 
-def _created(order: queries.OrderRead) -> idempotency.Created:
+def _created(order: OrderOut) -> idempotency.Created:
     """The 201 body from the values the command wrote (the same bytes a read-back gives)."""
-    return idempotency.Created(order.id, rendering.dumps(rendering.order(order)))
+    return idempotency.Created(order.id, order.body())
 
 
 @router.post(
@@ -59,7 +59,7 @@ def list_orders(
 ) -> HttpResponse:
     """Orders newest first. `since` is inclusive and `until` exclusive (RFC 3339);
     `sms_status=failed` lists the orders whose SMS needs attention (see `sms_error`)."""
-    body = rendering.order_page(
+    page = queries.list_orders(
         customer_id=customer_id,
         since=since,
         until=until,
@@ -67,14 +67,14 @@ def list_orders(
         cursor=cursor,
         limit=limit,
     )
-    return rendering.text_response(body)
+    return rendering.json_response(page.body())
 
 
 @router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="get_order")
 def get_order(request: HttpRequest, order_id: int) -> HttpResponse:
     """With a strong `ETag` (it changes with `sms_status`); `If-None-Match` naming it is a 304
     without a body: cheap polling."""
-    body = rendering.order_body(order_id)
+    body = _render(order_id)
     return conditional.representation(request, body, tag(body))
 
 

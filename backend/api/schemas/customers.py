@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
 from typing import Annotated
 
-from ninja import Schema
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from backend.api.schemas.common import InputSchema, TrimmedText
 from backend.commands.phone import normalize_phone_number
+from backend.queries.resources import CustomerOut as CustomerOut
+from backend.queries.resources import CustomerPage as CustomerPage
 
 Name = TrimmedText
 Code = Annotated[
@@ -47,20 +46,3 @@ class CustomerPatch(InputSchema):
         if value is None:
             raise ValueError("may be omitted but not null")
         return value
-
-
-class CustomerOut(Schema):
-    id: int
-    name: str
-    code: str
-    phone_number: str
-    created_at: datetime
-    updated_at: datetime
-    order_count: int
-    total_amount: Decimal = Field(description="Decimal string with two places.")
-    last_order_at: datetime | None
-
-
-class CustomerPage(Schema):
-    items: list[CustomerOut]
-    next_cursor: str | None

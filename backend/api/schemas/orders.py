@@ -1,14 +1,22 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
-from ninja import Schema
-from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+)
 
-from backend.api.schemas.common import MAX_ID, InputSchema, TrimmedText
+from backend.api.schemas.common import MAX_ID, InputSchema, NoNul, TrimmedText
+from backend.queries.resources import OrderOut as OrderOut
+from backend.queries.resources import OrderPage as OrderPage
+from backend.queries.resources import SmsStatus as SmsStatus
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("9999999999.99")
@@ -64,31 +72,19 @@ def _integral_number(value: object) -> object:
     return value
 
 
-SmsStatus = Literal["pending", "sent", "delivered", "failed"]
-
-
 class OrderIn(InputSchema):
     # Strict: "5" and true are refused, whatever JSON number equals an integer is accepted.
     customer_id: Annotated[StrictInt, BeforeValidator(_integral_number), Field(ge=1, le=MAX_ID)]
     item: TrimmedText
     amount: Amount
-
-
-class OrderOut(Schema):
-    id: int
-    customer_id: int
-    customer_code: str
-    customer_name: str
-    item: str
-    amount: Decimal = Field(description="Decimal string with two places.")
-    time: datetime
-    sms_status: SmsStatus
-    sms_error: str | None = Field(
-        description="Why the last attempt or the delivery report failed, as a short word "
-        "(`InvalidPhoneNumber`, `UserInBlacklist`, `HTTP 503`, `Timeout`, ...); null otherwise.",
-    )
-
-
-class OrderPage(Schema):
-    items: list[OrderOut]
-    next_cursor: str | None
+    note: (
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, max_length=500),
+            NoNul,
+            Field(
+                description="Free text shown with the order (0-500 characters, trimmed); not in the SMS."
+            ),
+        ]
+        | None
+    ) = None

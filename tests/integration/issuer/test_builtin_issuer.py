@@ -197,7 +197,7 @@ def test_non_debug_start_without_a_signing_key_names_the_variable(tmp_path):
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY="x" * 50,
         DJANGO_SETTINGS_MODULE="backend.settings.base",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        DATABASE_URL="postgres://duka@127.0.0.1:1/unused",
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],

@@ -17,9 +17,6 @@ from django.db import connections
 class Command(DjangoMigrate):
     def handle(self, *args: Any, **options: Any) -> None:
         connection = connections[options["database"]]
-        if connection.vendor != "postgresql":
-            super().handle(*args, **options)
-            return
         with connection.cursor() as cursor:
             cursor.execute("SET statement_timeout = 0")
         try:

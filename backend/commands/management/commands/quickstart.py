@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 "\n".join(
                     [
                         "",
-                        "Duka quick start (SQLite, in-process SMS worker, console SMS, built-in issuer).",
+                        "Duka quick start (embedded PostgreSQL, in-process SMS worker, console SMS, built-in issuer).",
                         f"A client with every scope was created: client_id={client_id}",
                         "",
                         "Get a token (valid 15 minutes):",
