@@ -23,6 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from backend.health import BrokerUpCollector
 from backend.observability.routes import operation_name
 
 logger = logging.getLogger(__name__)
@@ -84,9 +85,6 @@ def exposition() -> bytes:
     registry, plus the values read from the database."""
     path = multiprocess_dir()
     process_metrics = MultiProcessCollector(None, path=path) if path else REGISTRY
-    # Imported here: backend.health imports the API's problem helpers, which import this module.
-    from backend.health import BrokerUpCollector
-
     collectors = [process_metrics, OutboxPendingCollector(), BrokerUpCollector()]
     return generate_latest(_Collectors(collectors))  # type: ignore[arg-type]
 
