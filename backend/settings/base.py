@@ -432,7 +432,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "mask_phones": {"()": "backend.logs.MaskPhoneNumbersFilter"},
+        "mask_phones": {"()": "backend.observability.logging.MaskPhoneNumbersFilter"},
         "request_context": {"()": "backend.observability.logging.RequestContextFilter"},
     },
     "formatters": {
@@ -441,7 +441,7 @@ LOGGING = {
     },
     "handlers": {
         "console": {
-            "class": "backend.observability.logging.LineHandler",
+            "class": "logging.StreamHandler",
             "filters": ["mask_phones", "request_context"],
             "formatter": LOG_FORMAT,
         }
