@@ -120,10 +120,9 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 # --- Database ---------------------------------------------------------------------------------
 
-# Every statement counted and timed (django-prometheus' django_db_* series); PostgreSQL's wrapper
-# is ours, the same series with less work per statement (backend/observability/db).
+# Every statement counted and timed: django-prometheus' engines (its django_db_* series).
 _ENGINES = {
-    "django.db.backends.postgresql": "backend.observability.db.postgresql",
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
 }
 
