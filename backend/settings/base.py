@@ -54,9 +54,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # django-prometheus' two middlewares (first and last), ours for less work per request: the
-    # same series, with `view` labels that tell Ninja operations on one path apart.
-    "backend.observability.metrics.PrometheusBeforeMiddleware",
+    # django-prometheus' two middlewares (first and last); the last one's `view` label tells
+    # Ninja operations on one path apart (backend.observability.metrics).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "backend.observability.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "backend.api.middleware.ContentSecurityPolicyMiddleware",
