@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from backend.api.problems import problem_response
+from backend.problems import problem_response
 
 logger = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 2

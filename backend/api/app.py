@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import register_converter
 from ninja import NinjaAPI, Swagger
-from ninja.openapi.docs import _csrf_needed, render_template
+from ninja.openapi.docs import render_template
 from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 from ninja.parser import Parser
@@ -115,7 +115,9 @@ def swagger_settings() -> dict[str, Any]:
 
 class DukaSwagger(Swagger):
     """Ninja's Swagger page with its settings read per request rather than frozen at import, so
-    the client the quick start creates just before serving is the one pre-filled."""
+    the client the quick start creates just before serving is the one pre-filled. The API
+    authenticates by bearer token only, never by session cookie, so the page sends no CSRF token
+    (backend/templates/ninja/swagger.html has no CSRF attributes)."""
 
     def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
         page_settings = {
@@ -127,7 +129,6 @@ class DukaSwagger(Swagger):
             # Embedded in a <script> element: no `<` may close it early.
             "swagger_settings": json.dumps(page_settings, indent=1).replace("<", "\\u003c"),
             "api": api,
-            "add_csrf": _csrf_needed(api),
         }
         return render_template(request, self.template, self.template_cdn, context)
 

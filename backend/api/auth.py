@@ -24,9 +24,9 @@ from ninja.errors import AuthenticationError, AuthorizationError
 from ninja.security import HttpBearer
 from ninja.security.base import SecuritySchema
 
-from backend.api.problems import problem_response
 from backend.integrations import oidc
 from backend.issuer.conf import API_SCOPES
+from backend.problems import problem_response
 
 logger = logging.getLogger(__name__)
 

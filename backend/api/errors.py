@@ -16,8 +16,8 @@ from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from backend.api.problems import problem_response
 from backend.errors import DomainError, InvalidField
+from backend.problems import problem_response
 
 logger = logging.getLogger("duka.api")
 

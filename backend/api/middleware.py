@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from backend.api.problems import PROBLEM_CONTENT_TYPE, problem_response
+from backend.problems import PROBLEM_CONTENT_TYPE, problem_response
 
 # OAuth endpoints answer with RFC 6749 error JSON, which clients of /o/ expect.
 _PASSTHROUGH_PREFIXES = ("/o/", "/static/")

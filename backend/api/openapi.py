@@ -21,8 +21,8 @@ from __future__ import annotations
 from copy import deepcopy
 from typing import Any
 
-from backend.api.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 from backend.api.schemas.sms import DELIVERY_REPORT_FORM
+from backend.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 
 _SECURED_WRITES = frozenset({"post", "put", "patch", "delete"})
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

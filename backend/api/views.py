@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from backend.api.problems import problem_response
+from backend.problems import problem_response
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

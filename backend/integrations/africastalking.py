@@ -1,10 +1,11 @@
 """Africa's Talking SMS behind a small port (`SmsGateway`), and AT's status vocabulary.
 
-The official SDK (`africastalking.SMS.SMSService`) builds and validates the request; a subclass
-adds what the SDK lacks: a base-URL override, the HTTP status of a refused request, and a body we
-always parse ourselves (the SDK returns a `str` unless the content type is exactly
-`application/json`). Every error leaves this module as `TransientSmsError` (try again later) or
-`PermanentSmsError` (never retry), so callers never see `requests` or SDK exceptions.
+The official SDK (`africastalking.SMS.SMSService`) builds and validates the request; one adapter
+subclass (`SdkSMSService`, the only user of the SDK's private hooks) adds what the SDK lacks: a
+base-URL override, the HTTP status of a refused request, and a body we always parse ourselves
+(the SDK returns a `str` unless the content type is exactly `application/json`). Every error
+leaves this module as `TransientSmsError` (try again later) or `PermanentSmsError` (never
+retry), so callers never see `requests` or SDK exceptions.
 
 With no credentials configured, `get_gateway()` returns `ConsoleGateway`, which writes the message
 to the log instead of sending it (the quick start needs no account).
@@ -347,8 +348,12 @@ def post_within(
         _attempt.conns = None
 
 
-class _SMSService(SMSService):
-    """The SDK's SMS service with a configurable base URL and a status-preserving transport."""
+class SdkSMSService(SMSService):
+    """The one place that touches the SDK's private hooks (`_init_service`, `_baseUrl`,
+    `_make_url`, `_make_request`): the SDK builds and validates the request (URL, headers, form
+    fields), this sends it on our transport with a configurable base URL. The SDK has no public
+    way to do either; tests/unit/test_africastalking_sdk_contract.py pins these hooks on the
+    installed SDK, and pyproject bounds its version."""
 
     def __init__(
         self, username: str, api_key: str, *, base_url: str | None, deadline: float
@@ -357,6 +362,11 @@ class _SMSService(SMSService):
         self._base_url_override = base_url.rstrip("/") if base_url else None
         self._deadline = deadline
         super().__init__(username, api_key)
+
+    @property
+    def messaging_url(self) -> str:
+        """Where `send` posts: `{base}/version1/messaging`."""
+        return self._make_url("/messaging")
 
     def _init_service(self) -> None:
         super()._init_service()  # sandbox or live host, chosen by username
@@ -374,12 +384,12 @@ class _SMSService(SMSService):
         params: dict[str, Any] | None,
         callback: Any = None,
         timeout: Any = None,
-    ) -> Any:
-        """The SDK's request on our transport (keep-alive, total deadline), synchronous only;
-        keeps the HTTP status on errors and returns the body text for the caller to parse
-        whatever its content type."""
+    ) -> str:
+        """The SDK's request on our transport (keep-alive, total deadline); keeps the HTTP
+        status on errors and returns the body text for the caller to parse whatever its content
+        type. Only `send`, synchronously, comes through here."""
         if callback is not None or method.upper() != "POST":
-            return super()._make_request(url, method, headers, data, params, callback, timeout)
+            raise NotImplementedError("only synchronous sends go through this adapter")
         response = post_within(
             url, deadline=self._deadline, timeout=timeout, headers=headers, params=params, data=data
         )
@@ -415,7 +425,7 @@ class AfricasTalkingGateway:
             float(settings.SMS_GATEWAY_CONNECT_TIMEOUT_SECONDS),
             float(settings.SMS_GATEWAY_READ_TIMEOUT_SECONDS),
         )
-        self._service = _SMSService(
+        self._service = SdkSMSService(
             username,
             api_key,
             base_url=base_url,
@@ -425,7 +435,7 @@ class AfricasTalkingGateway:
 
     @property
     def url(self) -> str:
-        return self._service._make_url("/messaging")
+        return self._service.messaging_url
 
     def send(self, *, to: str, message: str) -> SmsAccepted:
         try:

@@ -3,7 +3,10 @@
 Every line carries the current request id. Whatever ends up in a line (message, structured
 fields, traceback) passes through `redact`: phone numbers are masked and bearer tokens, JWTs and
 credential-looking query parameters are replaced, so a careless log call cannot leak them.
-`backend.logs.MaskPhoneNumbersFilter` stays in the handler's chain as the first line of defence.
+`MaskPhoneNumbersFilter` stays in the handler's chain as the first line of defence.
+
+Settings' LOGGING puts these on a standard `logging.StreamHandler`; nothing here goes around
+`Logger.handle` or its handlers (Sentry's logging integration hooks into that path).
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from datetime import UTC, datetime
 from typing import Any
 
-from backend.logs import MaskPhoneNumbersFilter, mask_phone_numbers
 from backend.observability.context import current_request_id
+
+# E.164 (+...) and local notations (0...), not bare ids; keeps the last 3 digits for support.
+_PHONE = re.compile(r"(?<![\w.])((?:\+\d|0\d)[\d \-]{5,15})(\d{3})(?!\d)")
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{12,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
@@ -31,10 +35,6 @@ _SECRET_WORDS = ("bearer", "basic", "eyj", "token", "api_key", "apikey", "secret
 _PHONE_START = re.compile(r"(?<![\w.])[+0]\d")
 REDACTED = "[redacted]"
 NO_REQUEST_ID = "-"
-# A record attribute naming the `extra=` fields whose values are already JSON scalars with
-# nothing left to redact (the request line's route, view, status...): the formatter copies
-# them as they are instead of walking them through `_clean`.
-CLEAN_FIELDS = "_clean_fields"
 
 # What json.dumps(payload, ensure_ascii=False, default=str) would build anew for every line.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
@@ -45,6 +45,11 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) |
     "asctime",
     "request_id",
 }
+
+
+def mask_phone_numbers(text: str) -> str:
+    """Every phone number in `text` with all but its last 3 digits replaced by `*`."""
+    return _PHONE.sub(lambda m: "*" * len(re.sub(r"\D", "", m.group(1))) + m.group(2), text)
 
 
 def _may_hold_secret(text: str) -> bool:
@@ -84,6 +89,17 @@ def _clean(value: Any) -> Any:
     return redact(str(value))
 
 
+class MaskPhoneNumbersFilter(logging.Filter):
+    """Masks phone numbers in the message of every record the handler sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_phone_numbers(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 class RequestContextFilter(logging.Filter):
     """Stamps `request_id` on every record (for the text format) and redacts its message."""
 
@@ -97,40 +113,26 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
-def _head(
-    created: float, level: str, name: str, message: str, request_id: str | None
-) -> dict[str, Any]:
-    """The first keys of every JSON line, in their order."""
-    payload: dict[str, Any] = {
-        "ts": datetime.fromtimestamp(created, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
-        "level": level.lower(),
-        "logger": name,
-        "message": message,
-    }
-    if request_id and request_id != NO_REQUEST_ID:
-        payload["request_id"] = request_id
-    return payload
-
-
 class JsonFormatter(logging.Formatter):
     """`{"ts", "level", "logger", "message", "request_id", ...fields, "exception"}` per line.
 
     Structured fields come from `extra=` (e.g. `logger.info("...", extra={"status": 200})`)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        payload = _head(
-            record.created,
-            record.levelname,
-            record.name,
-            redact(record.getMessage()),
-            getattr(record, "request_id", None) or current_request_id(),
-        )
-        clean = getattr(record, CLEAN_FIELDS, ())
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        request_id = getattr(record, "request_id", None) or current_request_id()
+        if request_id and request_id != NO_REQUEST_ID:
+            payload["request_id"] = request_id
         for name, value in vars(record).items():
             if name not in _RECORD_ATTRS and not name.startswith("_"):
-                payload.setdefault(name, value if name in clean else _clean(value))
+                payload.setdefault(name, _clean(value))
         if record.exc_info:
             payload["error_type"] = getattr(record.exc_info[0], "__name__", None)
             payload["exception"] = redact(self.formatException(record.exc_info))
@@ -149,95 +151,3 @@ class TextFormatter(logging.Formatter):
         if not getattr(record, "request_id", None):
             record.request_id = current_request_id() or NO_REQUEST_ID
         return redact(super().format(record))
-
-
-class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A StreamHandler that formats outside its lock and holds the lock only to write.
-
-    `logging.Handler.handle` holds the handler's lock around `emit`, formatting included, so
-    the web's threads queued behind each other's JSON encoding and redaction (seen under load
-    as threads waiting on this lock). The write itself stays serialised: lines never interleave.
-    """
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        passed = self.filter(record)
-        if not passed:
-            return False
-        if isinstance(passed, logging.LogRecord):  # Python 3.12+: a filter may replace it
-            record = passed
-        try:
-            line = self.format(record) + self.terminator
-        except Exception:
-            self.handleError(record)
-            return True
-        self.write_line(line, record)
-        return True
-
-    def write_line(self, line: str, record: logging.LogRecord | None = None) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            try:
-                self.stream.write(line)
-                self.stream.flush()
-            except RecursionError:
-                raise
-            except Exception:
-                self.handleError(record)  # type: ignore[arg-type]
-
-
-# --- The request line without a LogRecord ---------------------------------------------------------
-#
-# Every API request writes one line; through `Logger.handle` that was a LogRecord (pid, thread and
-# process names, file name parsing), two filters and the formatter each reading the message
-# again, and a walk over the record's ~25 attributes: about a fifth of a one-row read's CPU.
-# When the line can only end up in the one configured JSON handler, `json_line` writes what that
-# handler would have written, byte for byte (tests/unit/test_request_log_line.py); otherwise
-# (pytest's capture, Sentry's hook on `callHandlers`, another handler, text format, a record
-# factory) the record takes the ordinary way.
-
-_CALL_HANDLERS = logging.Logger.callHandlers
-
-
-def sole_json_handler(logger: logging.Logger, level: int) -> LineHandler | None:
-    """The handler a record of `logger` at `level` would reach, when it is the only one and does
-    nothing but what `json_line` reproduces; else None."""
-    if (
-        logger.filters
-        or logging.Logger.callHandlers is not _CALL_HANDLERS
-        or logging.getLogRecordFactory() is not logging.LogRecord
-    ):
-        return None
-    current: logging.Logger | None = logger
-    while current is not None:
-        if current.handlers:
-            break
-        if not current.propagate:
-            return None
-        current = current.parent
-    if current is None or len(current.handlers) != 1:
-        return None
-    handler = current.handlers[0]
-    if (
-        type(handler) is not LineHandler
-        or type(handler.formatter) is not JsonFormatter
-        or handler.level > level
-        or handler.terminator != "\n"
-        or [type(f) for f in handler.filters] != [MaskPhoneNumbersFilter, RequestContextFilter]
-    ):
-        return None
-    return handler
-
-
-def json_line(
-    logger: logging.Logger, level: int, message: str, fields: dict[str, Any], clean: tuple[str, ...]
-) -> str:
-    """`JsonFormatter.format` of the record `logger.makeRecord(..., message, extra=fields)` after
-    the handler's two filters (phone mask, then redaction), with its terminator."""
-    created = time.time()
-    if _may_hold_secret(message):  # else the mask and both redactions leave it as it is
-        message = redact(redact(mask_phone_numbers(message)))
-    payload = _head(
-        created, logging.getLevelName(level), logger.name, message, current_request_id()
-    )
-    for name, value in fields.items():
-        payload.setdefault(name, value if name in clean else _clean(value))
-    return _ENCODER.encode(payload) + "\n"

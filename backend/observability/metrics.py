@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
-from time import perf_counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.http import require_GET
-from django_prometheus.middleware import Metrics
+from django_prometheus import middleware
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from backend.health import BrokerUpCollector
 from backend.observability.routes import operation_name
 
 logger = logging.getLogger(__name__)
@@ -84,9 +84,6 @@ def exposition() -> bytes:
     registry, plus the values read from the database."""
     path = multiprocess_dir()
     process_metrics = MultiProcessCollector(None, path=path) if path else REGISTRY
-    # Imported here: backend.health imports the API's problem helpers, which import this module.
-    from backend.health import BrokerUpCollector
-
     collectors = [process_metrics, OutboxPendingCollector(), BrokerUpCollector()]
     return generate_latest(_Collectors(collectors))  # type: ignore[arg-type]
 
@@ -96,154 +93,28 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
-class _Children:
-    """The labelled children of one metric, each looked up in the metric once: `labels()`
-    checks and converts its arguments and takes a lock on every call, and a request makes a
-    dozen of them with label values drawn from a small set."""
-
-    __slots__ = ("_children", "_metric")
-
-    def __init__(self, metric: Any) -> None:
-        self._metric = metric
-        self._children: dict[tuple[str, ...], Any] = {}
-
-    def __call__(self, *values: str) -> Any:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self._metric.labels(*values)
-        return child
-
-
-_KNOWN_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"}
-)
-_UNNAMED_VIEW = "<unnamed view>"
-_VIEW = "_duka_metrics_view"  # request attribute: the `view` label, found once per request
-_STARTED = "prometheus_after_middleware_event"  # django-prometheus' name for the same
-_TRANSPORT = "_duka_metrics_transport"  # request attribute: http or https, found once
-
-
-def _method(request: HttpRequest) -> str:
-    method = request.method or ""
-    return method if method in _KNOWN_METHODS else "<invalid method>"
-
-
-def _view_label(request: HttpRequest) -> str:
+def view_label(request: HttpRequest) -> str:
     """`view`: the API operation serving this method (routes.operation_name), else the URL
-    name, else `<unnamed view>` (no URL matched)."""
-    view = getattr(request, _VIEW, None)
-    if view is None:
-        match = getattr(request, "resolver_match", None)
-        if match is None:
-            return _UNNAMED_VIEW
-        view = operation_name(request) or match.view_name or _UNNAMED_VIEW
-        setattr(request, _VIEW, view)
-    return view
+    name, else `<unnamed view>` (no URL matched), as django-prometheus names it."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return "<unnamed view>"
+    return operation_name(request) or match.view_name or "<unnamed view>"
 
 
-class PrometheusBeforeMiddleware:
-    """django-prometheus' first middleware (same series, same meaning) as a plain callable:
-    requests and responses seen before any other middleware, and the latency including them."""
+class PrometheusAfterMiddleware(middleware.PrometheusAfterMiddleware):
+    """django-prometheus' last middleware, with `view` naming the API operation rather than the
+    URL: Ninja registers one URL per path, so `GET /api/v1/orders/` and `POST` on it would share
+    one name; here they are `api-v1:list_orders` and `api-v1:create_order`. `label_metric` is
+    the library's documented hook for changing labels."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-        metrics = Metrics.get_instance()
-        self._requests = metrics.requests_total
-        self._responses = metrics.responses_total
-        self._latency = metrics.requests_latency_before
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        self._requests.inc()
-        started = perf_counter()
-        response = self.get_response(request)
-        self._responses.inc()
-        self._latency.observe(perf_counter() - started)
-        return response
-
-
-class PrometheusAfterMiddleware:
-    """django-prometheus' last middleware: the same series with the same labels and meaning,
-    with `view` naming the API operation, not the URL path (`GET /api/v1/orders/` is
-    `api-v1:list_orders` and `POST` on it `api-v1:create_order`).
-
-    Cheaper per request than the library's: labelled children are looked up once per label
-    values (`_Children`), the view label is found once per request instead of three times, and
-    it is a plain middleware rather than a `MiddlewareMixin` one."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-        metrics = Metrics.get_instance()
-        self._by_method = _Children(metrics.requests_by_method)
-        self._by_transport = _Children(metrics.requests_by_transport)
-        self._ajax = metrics.requests_ajax
-        self._request_bytes = metrics.requests_body_bytes
-        self._by_view_transport_method = _Children(metrics.requests_by_view_transport_method)
-        self._by_templatename = _Children(metrics.responses_by_templatename)
-        self._by_status = _Children(metrics.responses_by_status)
-        self._by_status_view_method = _Children(metrics.responses_by_status_view_method)
-        self._by_charset = _Children(metrics.responses_by_charset)
-        self._streaming = metrics.responses_streaming
-        self._response_bytes = metrics.responses_body_bytes
-        self._latency = _Children(metrics.requests_latency_by_view_method)
-        self._unknown_latency = metrics.requests_unknown_latency
-        self._exceptions_by_type = _Children(metrics.exceptions_by_type)
-        self._exceptions_by_view = _Children(metrics.exceptions_by_view)
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        method = _method(request)
-        transport = "https" if request.is_secure() else "http"
-        setattr(request, _TRANSPORT, transport)
-        self._by_method(method).inc()
-        self._by_transport(transport).inc()
-        # META, as request.headers reads it (that mapping of every header is built on first use).
-        if request.META.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
-            self._ajax.inc()
-        self._request_bytes.observe(int(request.META.get("CONTENT_LENGTH") or 0))
-        setattr(request, _STARTED, perf_counter())
-        response = self.get_response(request)
-        return self._count_response(request, response, method)
-
-    def process_view(
-        self, request: HttpRequest, view_func: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> None:
-        if hasattr(request, "resolver_match"):
-            transport = getattr(request, _TRANSPORT, None) or (
-                "https" if request.is_secure() else "http"
-            )
-            self._by_view_transport_method(_view_label(request), transport, _method(request)).inc()
-
-    def process_template_response(self, request: HttpRequest, response: Any) -> Any:
-        if hasattr(response, "template_name"):
-            self._by_templatename(str(response.template_name)).inc()
-        return response
-
-    def _count_response(
-        self, request: HttpRequest, response: HttpResponseBase, method: str
-    ) -> HttpResponseBase:
-        view = _view_label(request)
-        status = str(response.status_code)
-        self._by_status(status).inc()
-        self._by_status_view_method(status, view, method).inc()
-        self._by_charset(str(response.charset)).inc()
-        if response.streaming:
-            self._streaming.inc()
-        if hasattr(response, "content"):
-            self._response_bytes.observe(len(response.content))
-        self._observe_latency(request, view)
-        return response
-
-    def _observe_latency(self, request: HttpRequest, view: str) -> None:
-        started = getattr(request, _STARTED, None)
-        if started is None:
-            self._unknown_latency.inc()
-        else:
-            # The raw method, as django-prometheus labels this one.
-            self._latency(view, request.method).observe(perf_counter() - started)
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
-        # As django-prometheus: counted here, and the latency observed here too (the 500
-        # response that follows is counted and observed again on its way out).
-        self._exceptions_by_type(type(exception).__name__).inc()
-        if hasattr(request, "resolver_match"):
-            self._exceptions_by_view(_view_label(request)).inc()
-        self._observe_latency(request, _view_label(request))
+    def label_metric(
+        self,
+        metric: Any,
+        request: HttpRequest,
+        response: HttpResponseBase | None = None,
+        **labels: str,
+    ) -> Any:
+        if "view" in labels:
+            labels["view"] = view_label(request)
+        return super().label_metric(metric, request, response, **labels)

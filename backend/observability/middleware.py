@@ -7,7 +7,6 @@ Placed near the top of MIDDLEWARE so that the line reports the status the client
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 
@@ -20,7 +19,6 @@ from backend.observability.context import (
     new_request_id,
     unbind_request_id,
 )
-from backend.observability.logging import CLEAN_FIELDS, json_line, sole_json_handler
 from backend.observability.routes import operation_name
 
 logger = logging.getLogger("duka.request")
@@ -58,14 +56,6 @@ class RequestLogMiddleware:
             unbind_request_id(token)
 
 
-# Methods Django can route; anything else a client sent goes through redaction like the path.
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
-# Fields whose values come from our URL patterns, our operation names or our own numbers, never
-# from the client: the formatter copies them without a redaction pass.
-_OWN_FIELDS = ("event", "route", "view", "status", "duration_ms")
-_OWN_FIELDS_AND_METHOD = (*_OWN_FIELDS, "method")
-
-
 def log_request(request: HttpRequest, *, status: int, started: float) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     if status >= 500:
@@ -78,15 +68,11 @@ def log_request(request: HttpRequest, *, status: int, started: float) -> None:
         return
     match = getattr(request, "resolver_match", None)
     principal = getattr(request, "auth", None)
-    method = request.method
-    path = request.path
-    message = f"{method} {path} {status} {duration_ms:.1f}ms"
-    clean = _OWN_FIELDS_AND_METHOD if method in _KNOWN_METHODS else _OWN_FIELDS
     fields = {
         "event": "request",
-        "method": method,
+        "method": request.method,
         # The path without its query string: a query may carry a credential (`?token=`).
-        "path": path,
+        "path": request.path,
         "route": f"/{match.route}" if match is not None else None,
         "view": operation_name(request),
         "status": status,
@@ -94,22 +80,6 @@ def log_request(request: HttpRequest, *, status: int, started: float) -> None:
         "subject": getattr(principal, "subject", None),
         "client_id": getattr(principal, "client_id", None),
     }
-    handler = sole_json_handler(logger, level)
-    if handler is not None:
-        handler.write_line(json_line(logger, level, message, fields, clean))
-        return
-    fields[CLEAN_FIELDS] = clean
-    # The message formatted once (the handler's filters and formatter each read it), and the
-    # record made directly: `Logger.log` would walk the stack to find this very function.
-    record = logger.makeRecord(
-        logger.name,
-        level,
-        __file__,
-        sys._getframe().f_lineno,
-        message,
-        None,
-        None,
-        "log_request",
-        fields,
+    logger.log(
+        level, "%s %s %s %.1fms", request.method, request.path, status, duration_ms, extra=fields
     )
-    logger.handle(record)

@@ -3,7 +3,9 @@
 Django resolves a URL to the *first* pattern of its path, and Ninja registers one pattern per
 operation on the same path view, so `request.resolver_match.view_name` names the path's first
 operation whatever the method (`POST orders/` and `GET orders/` would both be `create_order`).
-`operation_name` picks the operation that serves the request's method instead.
+`operation_name` picks the operation that serves the request's method instead. Ninja has no
+public way to ask; `_path_view` reads its URL callback, a layout pinned by
+tests/unit/test_ninja_operation_names.py and the `django-ninja<2` bound.
 """
 
 from __future__ import annotations

@@ -54,9 +54,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # django-prometheus' two middlewares (first and last), ours for less work per request: the
-    # same series, with `view` labels that tell Ninja operations on one path apart.
-    "backend.observability.metrics.PrometheusBeforeMiddleware",
+    # django-prometheus' two middlewares (first and last); the last one's `view` label tells
+    # Ninja operations on one path apart (backend.observability.metrics).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "backend.observability.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "backend.api.middleware.ContentSecurityPolicyMiddleware",
@@ -120,9 +120,8 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 # --- Database ---------------------------------------------------------------------------------
 
-# Every statement counted and timed (django-prometheus' django_db_* series); PostgreSQL's wrapper
-# is ours, the same series with less work per statement (backend/observability/db).
-POSTGRESQL_ENGINE = "backend.observability.db.postgresql"
+# Every statement counted and timed: django-prometheus' engine (its django_db_* series).
+POSTGRESQL_ENGINE = "django_prometheus.db.backends.postgresql"
 
 
 def _database(url: str, variable: str = "DATABASE_URL") -> dict:
@@ -422,7 +421,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "mask_phones": {"()": "backend.logs.MaskPhoneNumbersFilter"},
+        "mask_phones": {"()": "backend.observability.logging.MaskPhoneNumbersFilter"},
         "request_context": {"()": "backend.observability.logging.RequestContextFilter"},
     },
     "formatters": {
@@ -431,7 +430,7 @@ LOGGING = {
     },
     "handlers": {
         "console": {
-            "class": "backend.observability.logging.LineHandler",
+            "class": "logging.StreamHandler",
             "filters": ["mask_phones", "request_context"],
             "formatter": LOG_FORMAT,
         }

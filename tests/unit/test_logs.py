@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from backend.logs import MaskPhoneNumbersFilter, mask_phone_numbers
+from backend.observability.logging import MaskPhoneNumbersFilter, mask_phone_numbers
 
 
 @pytest.mark.parametrize(

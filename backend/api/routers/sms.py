@@ -15,8 +15,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router, Schema
 
 from backend.api.openapi import problem_ref
-from backend.api.problems import problem_response
 from backend.commands import outbox as commands
+from backend.problems import problem_response
 
 router = Router(tags=["sms"], auth=None)
 FORM = "application/x-www-form-urlencoded"

@@ -1,4 +1,5 @@
-"""RFC 9457 problem+json rendering shared by the API's exception handlers and middleware."""
+"""RFC 9457 problem+json responses: one builder for the API's error handlers and middleware and
+for the health endpoints (a top-level module, so `backend.health` needs nothing of `backend.api`)."""
 
 from __future__ import annotations
 
