@@ -16,7 +16,7 @@ from ninja import Router, Schema
 
 from backend.api.openapi import problem_ref
 from backend.api.problems import problem_response
-from backend.commands import outbox as commands
+from backend.commands.outbox import sms_notifications as commands
 
 router = Router(tags=["sms"], auth=None)
 FORM = "application/x-www-form-urlencoded"
