@@ -226,9 +226,7 @@ def claim_delivery(delivery_id: int) -> Claim | None:
             return None
         if _earlier_pending(row.endpoint_id, row.subject, row.pk).exists():
             # Published out of turn (a sweep): publish again once the older one is done.
-            for name, value in core.UNPUBLISHED.items():
-                setattr(row, name, value)
-            row.save(update_fields=list(core.UNPUBLISHED))
+            WebhookDelivery.objects.filter(pk=row.pk).update(**core.UNPUBLISHED)
             return None
         core.take(row, now, lease=core.seconds("WEBHOOK_CLAIM_LEASE_SECONDS"))
     return Claim(
