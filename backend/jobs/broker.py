@@ -91,7 +91,7 @@ def current_broker() -> Broker:
 
 def start_inprocess_worker(*, threads: int = 2) -> bool:
     """Quick start without Redis: serve this process's in-memory broker from worker threads;
-    booting them starts the outbox dispatcher (it polls the SQLite outbox). Idempotent; False
+    booting them starts the outbox dispatcher. Idempotent; False
     when not started by this call, e.g. with REDIS_URL set (the `worker` process type does the
     work then)."""
     global _worker
@@ -101,7 +101,7 @@ def start_inprocess_worker(*, threads: int = 2) -> bool:
         if _worker is not None:
             return False
         import backend.jobs.sms  # noqa: F401 - declares the actors on the broker
-        from backend.jobs import webhooks  # noqa: F401 - declares the webhook actor
+        from backend.jobs import webhook_delivery  # noqa: F401 - declares the webhook actor
 
         broker = current_broker()
         if not any(isinstance(m, OutboxDispatch) for m in broker.middleware):

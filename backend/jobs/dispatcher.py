@@ -5,8 +5,7 @@ in-process worker). It publishes every due outbox row as a Dramatiq message, nam
 and records when it did (`enqueued_at`):
 
 * woken within milliseconds of a commit by PostgreSQL `LISTEN/NOTIFY` (a trigger notifies when
-  an outbox row is written), with a short poll as the fallback (and the only mechanism on
-  SQLite);
+  an outbox row is written), with a short poll as the fallback;
 * several dispatchers share the rows with `FOR UPDATE SKIP LOCKED`;
 * a row published more than the redelivery grace ago that is still due is checked against the
   broker, and published again only when the broker no longer holds its message;
@@ -23,6 +22,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import psycopg
@@ -33,8 +33,7 @@ from dramatiq import Broker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.message import Message
 
-from backend.commands import outbox
-from backend.commands import webhooks as webhook_outbox
+from backend.commands.outbox import core, sms_notifications, webhook_deliveries
 from backend.jobs import housekeeping
 from backend.jobs.metrics import QUEUE_DEPTH, WEBHOOK_PENDING
 from backend.observability.jobs import REQUEST_ID_OPTION
@@ -52,8 +51,29 @@ def _setting(name: str) -> float:
     return float(getattr(settings, name))
 
 
+def _drain(publish_due: Callable[[], int], limit: int) -> int:
+    """Call `publish_due` until a call publishes less than a full batch; returns the total."""
+    total = 0
+    while True:
+        batch = publish_due()
+        total += batch
+        if batch < limit:
+            return total
+
+
+def _drain_lost(republish_lost: Callable[[], tuple[int, int]], limit: int) -> int:
+    """Call `republish_lost` until a call checks less than a full batch; returns how many
+    messages were published again."""
+    total = 0
+    while True:
+        checked, lost = republish_lost()
+        total += lost
+        if checked < limit:
+            return total
+
+
 class Listener:
-    """A dedicated autocommit connection LISTENing on the outbox channel (PostgreSQL only)."""
+    """A dedicated autocommit connection LISTENing on the outbox channel."""
 
     def __init__(self) -> None:
         self._conn: psycopg.Connection | None = None
@@ -106,10 +126,9 @@ class Dispatcher:
     """Publishes due outbox rows to `broker`. `run_once` is one pass (tests call it directly);
     `start` runs passes in a daemon thread until `stop`."""
 
-    def __init__(self, broker: Broker, *, listen: bool | None = None) -> None:
+    def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.started_at = timezone.now()
-        self._listen = connection.vendor == "postgresql" if listen is None else listen
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failures = 0
@@ -122,29 +141,18 @@ class Dispatcher:
     # --- publishing ----------------------------------------------------------------------------
 
     def publish_sms(self, row_ids: list[int], request_id: str) -> str:
-        """One message for a group of rows (`outbox.sms_per_message` sizes it)."""
-        options = {REQUEST_ID_OPTION: request_id} if request_id else {}
-        message = Message(
-            queue_name=SMS_QUEUE,
-            actor_name=SMS_ACTOR,
-            args=(list(row_ids),),
-            kwargs={},
-            options=options,
-        )
-        enqueued = self.broker.enqueue(message)
-        return str(enqueued.options.get("redis_message_id") or enqueued.message_id)
+        """One message for a group of rows (`sms_notifications.sms_per_message` sizes it)."""
+        return self._publish(SMS_QUEUE, SMS_ACTOR, (list(row_ids),), request_id)
 
     def publish_webhook(self, row_ids: list[int], request_id: str) -> str:
         """One message per delivery (the webhook channel publishes one row per message)."""
         [row_id] = row_ids
+        return self._publish(WEBHOOK_QUEUE, WEBHOOK_ACTOR, (row_id,), request_id)
+
+    def _publish(self, queue: str, actor: str, args: tuple[object, ...], request_id: str) -> str:
+        """Enqueue one message by actor name; returns its id in the broker."""
         options = {REQUEST_ID_OPTION: request_id} if request_id else {}
-        message = Message(
-            queue_name=WEBHOOK_QUEUE,
-            actor_name=WEBHOOK_ACTOR,
-            args=(row_id,),
-            kwargs={},
-            options=options,
-        )
+        message = Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options=options)
         enqueued = self.broker.enqueue(message)
         return str(enqueued.options.get("redis_message_id") or enqueued.message_id)
 
@@ -174,47 +182,35 @@ class Dispatcher:
         """One pass: publish everything due, sweep for lost messages when it is time. Returns
         how many messages were published. Raises on broker or database errors."""
         limit = int(settings.OUTBOX_BATCH_SIZE)
-        published = 0
         waiting = self.sms_waiting()
-        while True:
-            batch = outbox.publish_due(publish=self.publish_sms, limit=limit, waiting=waiting)
-            published += batch
-            if batch < limit:
-                break
-        published += self._publish_webhooks(limit)
+        published = _drain(
+            lambda: sms_notifications.publish_due(
+                publish=self.publish_sms, limit=limit, waiting=waiting
+            ),
+            limit,
+        )
+        published += _drain(
+            lambda: webhook_deliveries.publish_due(publish=self.publish_webhook, limit=limit),
+            limit,
+        )
         now = time.monotonic()
         if now >= self._next_sweep:
-            while True:
-                checked, lost = outbox.republish_lost(
+            published += _drain_lost(
+                lambda: sms_notifications.republish_lost(
                     publish=self.publish_sms, still_queued=self.still_queued, limit=limit
-                )
-                published += lost
-                if checked < limit:
-                    break
-            published += self._sweep_webhooks(limit)
+                ),
+                limit,
+            )
+            published += _drain_lost(
+                lambda: webhook_deliveries.republish_lost(
+                    publish=self.publish_webhook,
+                    still_queued=lambda messages: self.still_queued(messages, WEBHOOK_QUEUE),
+                    limit=limit,
+                ),
+                limit,
+            )
             self._next_sweep = now + _setting("OUTBOX_REDELIVERY_GRACE_SECONDS") / 3
         return published
-
-    def _publish_webhooks(self, limit: int) -> int:
-        """The second channel: webhook delivery rows, published like SMS rows."""
-        published = 0
-        while True:
-            batch = webhook_outbox.publish_due(publish=self.publish_webhook, limit=limit)
-            published += batch
-            if batch < limit:
-                return published
-
-    def _sweep_webhooks(self, limit: int) -> int:
-        lost_total = 0
-        while True:
-            checked, lost = webhook_outbox.republish_lost(
-                publish=self.publish_webhook,
-                still_queued=lambda messages: self.still_queued(messages, WEBHOOK_QUEUE),
-                limit=limit,
-            )
-            lost_total += lost
-            if checked < limit:
-                return lost_total
 
     def sms_waiting(self) -> int:
         """SMS messages waiting in the broker for a worker thread (0 when it cannot be asked,
@@ -231,16 +227,12 @@ class Dispatcher:
     def queue_depth(self) -> None:
         if isinstance(self.broker, RedisBroker):
             ns = self.broker.namespace
-            pipe = self.broker.client.pipeline(transaction=False)
-            pipe.llen(f"{ns}:{SMS_QUEUE}")
-            pipe.llen(f"{ns}:{SMS_QUEUE}.DQ")
-            waiting, delayed = pipe.execute()
-            QUEUE_DEPTH.labels(queue=SMS_QUEUE).set(waiting + delayed)
-            pipe = self.broker.client.pipeline(transaction=False)
-            pipe.llen(f"{ns}:{WEBHOOK_QUEUE}")
-            pipe.llen(f"{ns}:{WEBHOOK_QUEUE}.DQ")
-            waiting, delayed = pipe.execute()
-            QUEUE_DEPTH.labels(queue=WEBHOOK_QUEUE).set(waiting + delayed)
+            for queue in (SMS_QUEUE, WEBHOOK_QUEUE):
+                pipe = self.broker.client.pipeline(transaction=False)
+                pipe.llen(f"{ns}:{queue}")
+                pipe.llen(f"{ns}:{queue}.DQ")
+                waiting, delayed = pipe.execute()
+                QUEUE_DEPTH.labels(queue=queue).set(waiting + delayed)
 
     # --- the thread ----------------------------------------------------------------------------
 
@@ -264,8 +256,8 @@ class Dispatcher:
         return min(_setting("OUTBOX_BROKER_BACKOFF_MAX_SECONDS"), 0.25 * 2**self._failures)
 
     def _run(self) -> None:
-        listener = Listener() if self._listen else None
-        logger.info("Outbox dispatcher started (%s)", "LISTEN/NOTIFY" if listener else "polling")
+        listener = Listener()
+        logger.info("Outbox dispatcher started (LISTEN/NOTIFY)")
         try:
             while not self._stop.is_set():
                 self.last_beat = time.monotonic()
@@ -273,17 +265,14 @@ class Dispatcher:
                 self.passes += 1
                 if backoff is not None:
                     self._stop.wait(backoff)
-                elif listener is not None:
+                else:
                     listener.wait(
                         _setting("OUTBOX_POLL_SECONDS"),
                         self._stop,
                         coalesce=_setting("OUTBOX_COALESCE_SECONDS"),
                     )
-                else:
-                    self._stop.wait(_setting("OUTBOX_POLL_SECONDS"))
         finally:
-            if listener is not None:
-                listener.close()
+            listener.close()
             connection.close()
 
     def _pass(self) -> float | None:
@@ -291,7 +280,7 @@ class Dispatcher:
         close_old_connections()
         try:
             self.run_once()
-        except outbox.PublishError as exc:
+        except core.PublishError as exc:
             pause = self._backoff()
             logger.warning(
                 "Outbox dispatcher: the broker refused a message after %d were published (%s); "
@@ -324,7 +313,7 @@ class Dispatcher:
             with contextlib.suppress(Exception):  # metrics never stop publishing
                 self.queue_depth()
             with contextlib.suppress(Exception):
-                WEBHOOK_PENDING.set(webhook_outbox.pending_count())
+                WEBHOOK_PENDING.set(webhook_deliveries.pending_count())
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + _setting("HOUSEKEEPING_INTERVAL_SECONDS")

@@ -12,7 +12,8 @@ import logging
 
 from oauth2_provider.models import clear_expired
 
-from backend.commands import idempotency, outbox, webhooks
+from backend.commands import idempotency
+from backend.commands.outbox import sms_notifications, webhook_deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +22,8 @@ def run() -> dict[str, int]:
     """One round; returns what each step removed (tokens: counted by DOT's own log only)."""
     removed = {
         "idempotency_records": idempotency.purge_expired(),
-        "early_delivery_reports": outbox.purge_early_reports(),
-        "webhook_deliveries": webhooks.purge_finished(),
+        "early_delivery_reports": sms_notifications.purge_early_reports(),
+        "webhook_deliveries": webhook_deliveries.purge_finished(),
     }
     clear_expired()  # django-oauth-toolkit's `cleartokens`
     return removed

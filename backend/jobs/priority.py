@@ -1,9 +1,8 @@
 """The worker yields the CPU to the web process where the two share a host (`WORKER_NICENESS`).
 
 An API request waits on its caller; an SMS only has to leave within seconds. On a saturated host
-the worker would otherwise take as much CPU as the web (measured: the `POST /orders/` p99 at 32
-connections doubled, docs/performance.md decision 18), and the backlog it leaves is sent in
-larger, cheaper batches as soon as the web idles.
+the worker would otherwise take as much CPU as the web (and the web's tail latency with it); the
+backlog it leaves is sent in larger, cheaper batches as soon as the web idles.
 
 Two mechanisms, because Linux schedules by both:
 

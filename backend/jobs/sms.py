@@ -1,25 +1,25 @@
-"""SMS actor: send one outbox row through the gateway and record the outcome.
+"""SMS actor: send a message's outbox rows through the gateway and record the outcomes.
 
-The dispatcher publishes `send_sms_notification(row_id)` for every due row. At-least-once
+The dispatcher publishes `send_sms_notification([row ids])` for due rows. At-least-once
 delivery from the broker is made at-most-once-per-acceptance by the claim in
-`backend.commands.outbox`: a redelivered or duplicated message finds the row sent, failed, not
-yet due or claimed by someone else, and does nothing. A failed attempt schedules the next one
-in the row (`next_attempt_at`); the dispatcher publishes it when due, so this actor never
-enqueues anything.
+`backend.commands.outbox.sms_notifications`: a redelivered or duplicated message finds the row
+sent, failed, not yet due or claimed by someone else, and does nothing. A failed attempt
+schedules the next one in the row (`next_attempt_at`); the dispatcher publishes it when due, so
+this actor never enqueues anything.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Literal, TypeVar
+from typing import Literal
 
 import dramatiq
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 import backend.jobs.broker  # noqa: F401 - sets the global broker before the actor binds to it
-from backend.commands import outbox
+from backend.commands.outbox import sms_notifications
 from backend.integrations.africastalking import (
     PermanentSmsError,
     SmsError,
@@ -35,7 +35,6 @@ from backend.observability.jobs import set_job_outcome
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Result = Literal["sent", "retry", "failed", "skipped", "stale", "released"]
 
 
@@ -63,19 +62,19 @@ def deliver_many(ids: list[int], *, gateway: SmsGateway | None = None) -> dict[i
     which a crash makes AT's acceptance unknown, and the SMS a duplicate, stays that short.
     Claims left when the batch's time is up are given back (`released`) for another message."""
     started = time.monotonic()
-    claims = outbox.claim_notifications(ids)
+    claims = sms_notifications.claim_notifications(ids)
     results: dict[int, Result] = dict.fromkeys(ids, "skipped")
     if claims:
         gateway = gateway or get_gateway()
     budget = _batch_budget()
     window = float(settings.SMS_RECORD_WINDOW_SECONDS)
-    unrecorded: list[outbox.Sent] = []
+    unrecorded: list[sms_notifications.Sent] = []
     oldest = 0.0
     try:
         for n, claim in enumerate(claims):
             if n and time.monotonic() - started > budget:
                 _record(unrecorded, results)
-                outbox.release_claims(claims[n:])
+                sms_notifications.release_claims(claims[n:])
                 logger.warning(
                     "SMS batch out of time after %d of %d attempts; %d given back",
                     n,
@@ -92,7 +91,7 @@ def deliver_many(ids: list[int], *, gateway: SmsGateway | None = None) -> dict[i
             finally:
                 unbind_request_id(token)
             now = time.monotonic()
-            if isinstance(outcome, outbox.Sent):
+            if isinstance(outcome, sms_notifications.Sent):
                 oldest = oldest if unrecorded else call_started
                 unrecorded.append(outcome)
             else:
@@ -104,11 +103,11 @@ def deliver_many(ids: list[int], *, gateway: SmsGateway | None = None) -> dict[i
     return results
 
 
-def _record(sends: list[outbox.Sent], results: dict[int, Result]) -> None:
+def _record(sends: list[sms_notifications.Sent], results: dict[int, Result]) -> None:
     """Record the accepted sends (one transaction), log them, and empty the list."""
     if not sends:
         return
-    recorded = with_db_retries(lambda: outbox.record_sends(sends), what="an SMS")
+    recorded = with_db_retries(lambda: sms_notifications.record_sends(sends), what="an SMS")
     for send, ok in zip(sends, recorded, strict=True):
         claim = send.claim
         results[claim.notification_id] = "sent" if ok else "stale"
@@ -126,7 +125,9 @@ def _record(sends: list[outbox.Sent], results: dict[int, Result]) -> None:
     sends.clear()
 
 
-def _attempt(claim: outbox.Claim, gateway: SmsGateway) -> Result | outbox.Sent:
+def _attempt(
+    claim: sms_notifications.Claim, gateway: SmsGateway
+) -> Result | sms_notifications.Sent:
     """One gateway call; a failure is recorded here, an acceptance returned for `_record`."""
     notification_id = claim.notification_id
     started = time.monotonic()
@@ -141,7 +142,9 @@ def _attempt(claim: outbox.Claim, gateway: SmsGateway) -> Result | outbox.Sent:
         error = str(exc) or type(exc).__name__
         reason = exc.reason if isinstance(exc, SmsError) else "InternalError"
         outcome = with_db_retries(
-            lambda: outbox.record_failure(claim, error=error, reason=reason, permanent=permanent),
+            lambda: sms_notifications.record_failure(
+                claim, error=error, reason=reason, permanent=permanent
+            ),
             what="an SMS",
         )
         if outcome.kind == "stale":
@@ -164,7 +167,7 @@ def _attempt(claim: outbox.Claim, gateway: SmsGateway) -> Result | outbox.Sent:
         )
         return "retry"
     SMS_SEND_SECONDS.observe(time.monotonic() - started)
-    return outbox.Sent(claim=claim, message_id=accepted.message_id, cost=accepted.cost)
+    return sms_notifications.Sent(claim=claim, message_id=accepted.message_id, cost=accepted.cost)
 
 
 @dramatiq.actor(

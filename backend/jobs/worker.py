@@ -120,4 +120,4 @@ broker = current_broker()
 broker.add_middleware(WorkerPrometheus())
 
 import backend.jobs.sms  # noqa: E402, F401 - declares the actors
-from backend.jobs import webhooks  # noqa: E402, F401 - declares the webhook actor
+from backend.jobs import webhook_delivery  # noqa: E402, F401 - declares the webhook actor

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from backend.commands import webhooks
+from backend.commands import webhook_endpoints
 from backend.commands.models import (
     Customer,
     Order,
@@ -60,8 +60,10 @@ def world(settings) -> dict[str, int]:
     customer = make_customer(name="Jane Doe")
     order = make_order(customer)
     SmsNotification.objects.filter(order_id=order).update(status="failed")  # so it can be re-sent
-    hook = webhooks.create_webhook_endpoint(
-        webhooks.CreateWebhookEndpoint(url="http://127.0.0.1:9/h", events=["customer.created"])
+    hook = webhook_endpoints.create_webhook_endpoint(
+        webhook_endpoints.CreateWebhookEndpoint(
+            url="http://127.0.0.1:9/h", events=["customer.created"]
+        )
     )
     return {"customer": customer, "spare": make_customer(), "order": order, "hook": hook}
 

@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from backend.commands import outbox
 from backend.commands.models import SmsNotification
+from backend.commands.outbox import sms_notifications as outbox
 from tests.fixtures.gateway import Reply
 from tests.integration.jobs.conftest import wait_for_sms_status
 

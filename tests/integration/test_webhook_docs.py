@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.commands import webhooks
+from backend.commands import webhook_endpoints
 from backend.commands.models import WebhookDelivery
-from backend.jobs.webhooks import deliver
+from backend.jobs.webhook_delivery import deliver
 from tests.factories import make_customer
 from tests.fixtures.broker import free_port
 
@@ -34,8 +34,8 @@ def receiver_example() -> str:
 def test_the_documented_receiver_verifies_real_deliveries(settings, tmp_path):
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     port = free_port()
-    endpoint_id = webhooks.create_webhook_endpoint(
-        webhooks.CreateWebhookEndpoint(
+    endpoint_id = webhook_endpoints.create_webhook_endpoint(
+        webhook_endpoints.CreateWebhookEndpoint(
             url=f"http://127.0.0.1:{port}/duka-events", events=["customer.created"]
         )
     )
@@ -43,7 +43,7 @@ def test_the_documented_receiver_verifies_real_deliveries(settings, tmp_path):
     script.write_text(receiver_example())
     env = {
         **os.environ,
-        "DUKA_WEBHOOK_SECRET": webhooks.get_secret(endpoint_id),
+        "DUKA_WEBHOOK_SECRET": webhook_endpoints.get_secret(endpoint_id),
         "PORT": str(port),
         "PYTHONUNBUFFERED": "1",
     }

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from backend.commands.outbox import retry_delay
+from backend.commands.outbox.sms_notifications import retry_delay
 from backend.integrations.africastalking import (
     Outcome,
     ReportOutcome,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import itertools
 
-from backend.commands.webhooks import new_secret, retry_delay
+from backend.commands.outbox.webhook_deliveries import retry_delay
+from backend.commands.webhook_endpoints import new_secret
 from backend.notifications import events
 from backend.settings import base
 

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router, Schema
 
 from backend.api.openapi import problem_ref
-from backend.commands import outbox as commands
+from backend.commands.outbox import sms_notifications as commands
 from backend.problems import problem_response
 
 router = Router(tags=["sms"], auth=None)

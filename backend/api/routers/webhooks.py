@@ -16,7 +16,7 @@ from backend.api.schemas.webhooks import (
     WebhookPingAccepted,
 )
 from backend.api.throttling import write_limit
-from backend.commands import webhooks as commands
+from backend.commands import webhook_endpoints as commands
 from backend.queries import webhooks as queries
 from backend.queries.webhooks import WebhookEndpointRead
 

@@ -15,9 +15,9 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
 from prometheus_client import REGISTRY
 
-from backend.commands import outbox
 from backend.commands.clock import now_ms
 from backend.commands.models import EarlyDeliveryReport, IdempotencyRecord, SmsNotification
+from backend.commands.outbox import sms_notifications as outbox
 from backend.jobs.dispatcher import Dispatcher
 from tests.factories import make_customer, make_order
 

@@ -11,8 +11,9 @@ import pytest
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from backend.commands import outbox
 from backend.commands.models import EarlyDeliveryReport, Order, SmsNotification
+from backend.commands.outbox import sms_notifications as outbox
+from backend.commands.outbox.core import PublishError
 from backend.jobs.broker import build_broker, install_broker
 from backend.jobs.sms import deliver, send_notification
 from backend.queries.models import OrderView
@@ -209,7 +210,7 @@ def test_broker_error_keeps_unpublished_rows_due_and_records_the_rest(stub_broke
             raise ConnectionError("broker down")
         return f"msg-{row_ids[0]}"
 
-    with pytest.raises(outbox.PublishError) as failure:
+    with pytest.raises(PublishError) as failure:
         outbox.publish_due(publish=broker_fails_on_the_second, limit=100)
 
     assert failure.value.published == 1

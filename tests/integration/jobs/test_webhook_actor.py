@@ -14,9 +14,10 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from backend.commands import customers, webhooks
+from backend.commands import customers, webhook_endpoints
 from backend.commands.models import WebhookDelivery, WebhookEndpoint
-from backend.jobs.webhooks import deliver
+from backend.commands.outbox import webhook_deliveries
+from backend.jobs.webhook_delivery import deliver
 from tests.factories import make_customer, make_order
 from tests.fixtures.receiver import Answer, Receiver
 
@@ -33,10 +34,10 @@ def fast(settings):
 
 
 def endpoint(url: str, *types: str) -> tuple[int, str]:
-    endpoint_id = webhooks.create_webhook_endpoint(
-        webhooks.CreateWebhookEndpoint(url=url, events=list(types or ["order.created"]))
+    endpoint_id = webhook_endpoints.create_webhook_endpoint(
+        webhook_endpoints.CreateWebhookEndpoint(url=url, events=list(types or ["order.created"]))
     )
-    return endpoint_id, webhooks.get_secret(endpoint_id)
+    return endpoint_id, webhook_endpoints.get_secret(endpoint_id)
 
 
 def wait_rows(check, timeout: float = 20.0) -> list[WebhookDelivery]:
@@ -74,7 +75,7 @@ def test_event_is_signed_verifiable_and_tampering_fails(fast, receiver: Receiver
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(got.body.replace(b"120.50", b"999.99"), got.headers)
     with pytest.raises(WebhookVerificationError):
-        Webhook(webhooks.new_secret()).verify(got.body, got.headers)
+        Webhook(webhook_endpoints.new_secret()).verify(got.body, got.headers)
     [row] = wait_rows(lambda rows: rows and rows[0].status == "delivered")
     assert row.attempts == 1
     assert counter("delivered") == delivered_before + 1
@@ -217,7 +218,7 @@ def test_connect_time_check_refuses_an_address_allowed_at_create(
 
 def test_ping_is_delivered(fast, receiver: Receiver, stub_worker):
     hook_id, secret = endpoint(receiver.url, "order.created")
-    event_id = webhooks.ping_webhook_endpoint(hook_id)
+    event_id = webhook_endpoints.ping_webhook_endpoint(hook_id)
 
     receiver.wait_for(lambda r: len(r.delivered) == 1)
     [got] = receiver.delivered
@@ -241,7 +242,7 @@ def test_sms_status_change_is_an_event(fast, receiver: Receiver, stub_worker):
 def test_deleted_endpoint_gets_nothing_more(fast, receiver: Receiver):
     hook_id, _ = endpoint(receiver.url, "customer.created")
     make_customer()
-    webhooks.delete_webhook_endpoint(hook_id)
+    webhook_endpoints.delete_webhook_endpoint(hook_id)
     [row] = WebhookDelivery.objects.all()
 
     assert deliver(row.pk) == "skipped"
@@ -277,13 +278,13 @@ def test_a_database_blip_while_recording_is_retried(
 ):
     from django.db import OperationalError
 
-    from backend.jobs import webhooks as actor
+    from backend.jobs import webhook_delivery as actor
 
     settings.OUTBOX_RECORD_RETRY_DELAYS_SECONDS = (0.01, 0.01)
     endpoint(receiver.url, "customer.created")
     make_customer()
     [row] = WebhookDelivery.objects.all()
-    real = webhooks.record_delivered
+    real = webhook_deliveries.record_delivered
     calls: list[int] = []
 
     def flaky(claim):
@@ -292,7 +293,7 @@ def test_a_database_blip_while_recording_is_retried(
             raise OperationalError("server closed the connection unexpectedly")
         return real(claim)
 
-    monkeypatch.setattr(actor.outbox, "record_delivered", flaky)
+    monkeypatch.setattr(actor.webhook_deliveries, "record_delivered", flaky)
     assert deliver(row.pk) == "delivered"
     assert len(calls) == 2
     assert len(receiver.delivered) == 1
@@ -301,7 +302,7 @@ def test_a_database_blip_while_recording_is_retried(
 
 
 def test_an_unforeseen_error_is_retried_and_recorded(fast, receiver: Receiver, monkeypatch):
-    from backend.jobs import webhooks as actor
+    from backend.jobs import webhook_delivery as actor
 
     fast.WEBHOOK_RETRY_BASE_SECONDS = 60.0
     endpoint(receiver.url, "customer.created")

@@ -9,7 +9,7 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from backend.commands import customers, webhooks
+from backend.commands import customers, webhook_endpoints
 from backend.commands.models import WebhookDelivery
 from backend.jobs.dispatcher import Dispatcher
 from tests.factories import make_customer
@@ -21,8 +21,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def hook(settings) -> int:
     settings.WEBHOOKS_ALLOW_PRIVATE = True
-    return webhooks.create_webhook_endpoint(
-        webhooks.CreateWebhookEndpoint(url="http://127.0.0.1:9/h", events=["customer.created"])
+    return webhook_endpoints.create_webhook_endpoint(
+        webhook_endpoints.CreateWebhookEndpoint(
+            url="http://127.0.0.1:9/h", events=["customer.created"]
+        )
     )
 
 
@@ -71,8 +73,8 @@ def test_lost_webhook_messages_are_republished_and_a_backlog_never_grows(
 
 def test_an_older_pending_event_of_the_subject_holds_the_next_back(stub_broker, hook):
     customer_id = make_customer()  # one event, for the `hook` endpoint only
-    endpoint_all = webhooks.create_webhook_endpoint(
-        webhooks.CreateWebhookEndpoint(
+    endpoint_all = webhook_endpoints.create_webhook_endpoint(
+        webhook_endpoints.CreateWebhookEndpoint(
             url="http://127.0.0.1:9/all", events=["customer.created", "customer.updated"]
         )
     )

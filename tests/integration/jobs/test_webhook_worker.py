@@ -11,7 +11,7 @@ import pytest
 from django.db import close_old_connections, connection
 from standardwebhooks.webhooks import Webhook
 
-from backend.commands import webhooks
+from backend.commands import webhook_endpoints
 from backend.commands.models import WebhookDelivery
 from tests.factories import make_customer, make_order
 from tests.fixtures.receiver import Answer, Receiver
@@ -26,10 +26,10 @@ def private_ok(settings):
 
 
 def subscribe(url: str, *types: str) -> tuple[int, str]:
-    endpoint_id = webhooks.create_webhook_endpoint(
-        webhooks.CreateWebhookEndpoint(url=url, events=list(types))
+    endpoint_id = webhook_endpoints.create_webhook_endpoint(
+        webhook_endpoints.CreateWebhookEndpoint(url=url, events=list(types))
     )
-    return endpoint_id, webhooks.get_secret(endpoint_id)
+    return endpoint_id, webhook_endpoints.get_secret(endpoint_id)
 
 
 def metric(page: str, name: str) -> float:

@@ -1,10 +1,10 @@
 """Webhook actor: POST one delivery row, signed (Standard Webhooks), and record the outcome.
 
 The dispatcher publishes `deliver_webhook(row_id)` for every due row. The claim in
-`backend.commands.webhooks` makes a redelivered or duplicated message do nothing (the row is
-delivered, claimed, or not due). A failed attempt schedules the next one in the row; this actor
-never enqueues anything. Receivers de-duplicate on `webhook-id`, which is the same on every
-retry: delivery is at least once.
+`backend.commands.outbox.webhook_deliveries` makes a redelivered or duplicated message do
+nothing (the row is delivered, claimed, or not due). A failed attempt schedules the next one in
+the row; this actor never enqueues anything. Receivers de-duplicate on `webhook-id`, which is
+the same on every retry: delivery is at least once.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import Literal
 
 import dramatiq
 from django.conf import settings
@@ -20,7 +20,7 @@ from django.db import InterfaceError, OperationalError
 from standardwebhooks.webhooks import Webhook
 
 import backend.jobs.broker  # noqa: F401 - sets the global broker before the actor binds to it
-from backend.commands import webhooks as outbox
+from backend.commands.outbox import webhook_deliveries
 from backend.integrations.webhooks import DeliveryError, UnsafeUrl, post
 from backend.jobs.dispatcher import WEBHOOK_ACTOR, WEBHOOK_QUEUE
 from backend.jobs.metrics import WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_SECONDS
@@ -29,7 +29,6 @@ from backend.observability.jobs import set_job_outcome
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Result = Literal["delivered", "retry", "failed", "skipped", "stale"]
 
 
@@ -53,7 +52,7 @@ def _describe(status: int, body: bytes) -> str:
 
 def deliver(delivery_id: int) -> Result:
     """One attempt for one delivery row; returns what happened."""
-    claim = outbox.claim_delivery(delivery_id)
+    claim = webhook_deliveries.claim_delivery(delivery_id)
     if claim is None:
         return "skipped"
     body = claim.body.encode("utf-8")
@@ -72,7 +71,9 @@ def deliver(delivery_id: int) -> Result:
     else:
         if 200 <= answer.status < 300:
             WEBHOOK_DELIVERY_SECONDS.observe(time.monotonic() - started)
-            if with_db_retries(lambda: outbox.record_delivered(claim), what="a webhook"):
+            if with_db_retries(
+                lambda: webhook_deliveries.record_delivered(claim), what="a webhook"
+            ):
                 WEBHOOK_DELIVERIES.labels(result="delivered").inc()
                 logger.info(
                     "Webhook %s (%s) delivered to endpoint %s",
@@ -86,7 +87,7 @@ def deliver(delivery_id: int) -> Result:
         error = _describe(answer.status, answer.body)
     WEBHOOK_DELIVERY_SECONDS.observe(time.monotonic() - started)
     outcome = with_db_retries(
-        lambda: outbox.record_failure(claim, error=error, gone=gone), what="a webhook"
+        lambda: webhook_deliveries.record_failure(claim, error=error, gone=gone), what="a webhook"
     )
     if outcome.kind == "stale":
         return "stale"
