@@ -102,6 +102,10 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Reverse proxies in front of the service that each append to X-Forwarded-For (an ingress, a load
+# balancer): per-address limits count the entry this many places from the right (backend/addresses.py).
+# 0 (the default) trusts no such header and counts the socket's peer.
+TRUSTED_PROXY_COUNT: int = env_int("DJANGO_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
 # Probes and scrapers talk plain HTTP inside the cluster.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = not DEBUG

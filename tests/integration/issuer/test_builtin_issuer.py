@@ -138,13 +138,77 @@ def test_a_wrong_secret_is_refused(client: Client):
     assert response.json()["error"] == "invalid_client"
 
 
-def test_other_grants_are_refused(client: Client):
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"grant_type": "password", "username": "u", "password": "p"},
+        # Was a 500 with a traceback (issue 24): the toolkit's device flow without a code.
+        {"grant_type": "urn:ietf:params:oauth:grant-type:device_code"},
+        {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"},
+        {"grant_type": "authorization_code", "code": "x", "redirect_uri": "https://a.example/"},
+        {"grant_type": "refresh_token", "refresh_token": "x"},
+        {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": "x"},
+        {"grant_type": "Client_Credentials"},
+    ],
+)
+def test_other_grants_are_unsupported_before_the_toolkit_runs(client: Client, fields, monkeypatch):
     credentials = createclient("no-passwords", "customers:read")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the toolkit must not run for another grant type")
+
+    monkeypatch.setattr("oauth2_provider.views.base.TokenView.create_token_response", never)
+    monkeypatch.setattr("django.contrib.auth.authenticate", never)
+    response = client.post("/o/token/", {**fields, **credentials})
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "unsupported_grant_type"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"grant_type": ["client_credentials", "client_credentials"]}, {"grant_type": ""}],
+)
+def test_a_missing_or_repeated_grant_type_is_invalid_request(client: Client, fields):
+    response = client.post("/o/token/", fields)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "multipart/form-data"])
+def test_a_body_that_is_not_a_form_is_a_400(client: Client, content_type: str):
     response = client.post(
-        "/o/token/",
-        {"grant_type": "password", "username": "u", "password": "p", **credentials},
+        "/o/token/", b'{"grant_type": "client_credentials"}', content_type=content_type
     )
     assert response.status_code == 400
+
+
+def test_basic_and_body_credentials_together_are_invalid_request(client: Client):
+    # Issue 24: a decoy id in Basic with the victim's id and secret in the body was counted
+    # against the decoy while the toolkit authenticated the body.
+    victim = createclient("victim", "customers:read")
+    decoy = base64.b64encode(b"decoy:nothing").decode()
+    response = client.post(
+        "/o/token/",
+        {"grant_type": "client_credentials", "scope": "customers:read", **victim},
+        HTTP_AUTHORIZATION=f"Basic {decoy}",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "invalid_request"
+    basic = base64.b64encode(f"{victim['client_id']}:{victim['client_secret']}".encode()).decode()
+    for scheme in ("Basic", "basic", "BASIC"):
+        response = client.post(
+            "/o/token/",
+            {"grant_type": "client_credentials", "client_secret": victim["client_secret"]},
+            HTTP_AUTHORIZATION=f"{scheme} {basic}",
+        )
+        assert response.status_code == 400, (scheme, response.content)
+    # The same id repeated in the body, without a secret, is one set of credentials.
+    response = client.post(
+        "/o/token/",
+        {"grant_type": "client_credentials", "client_id": victim["client_id"]},
+        HTTP_AUTHORIZATION=f"basic {basic}",
+    )
+    assert response.status_code == 200, response.content
 
 
 def test_the_secret_is_stored_hashed():
