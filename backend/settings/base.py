@@ -286,6 +286,13 @@ for _claim in OIDC_SCOPE_CLAIMS:
 if not OIDC_SCOPE_CLAIMS:
     raise ImproperlyConfigured("OIDC_SCOPE_CLAIMS must name at least one claim")
 
+# RFC 9068: a JWT access token must carry the header `typ: at+jwt`, so a signed JWT of another
+# kind from the same issuer (an ID token, a logout token) is never taken for one. Unset: on with the
+# built-in issuer (whose tokens carry it), off with an external one (many IdPs omit it).
+OIDC_REQUIRE_TYP: bool | None = (
+    env_bool("OIDC_REQUIRE_TYP") if env_str("OIDC_REQUIRE_TYP") is not None else None
+)
+
 # Built-in issuer (django-oauth-toolkit at /o/), used when OIDC_ISSUER is unset. Its issuer URL
 # is pinned to DUKA_PUBLIC_URL + "/o" (the URL clients reach this service at).
 DUKA_PUBLIC_URL = (
