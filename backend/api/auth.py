@@ -26,10 +26,10 @@ from ninja.errors import AuthenticationError, AuthorizationError
 from ninja.security import HttpBearer
 from ninja.security.base import SecuritySchema
 
-from backend.addresses import client_address
 from backend.api.problems import problem_response
 from backend.integrations import oidc
 from backend.issuer.conf import API_SCOPES
+from backend.limits import client_address
 
 logger = logging.getLogger(__name__)
 

@@ -17,21 +17,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import logging
-import math
-import time
 from urllib.parse import unquote_plus
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest
 
-from backend.addresses import client_address
+from backend.limits import client_address, count_failure, window_key
 
-__all__ = ["claimed_client_id", "client_address", "record_failure"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["basic_credentials", "claimed_client_id", "client_address", "record_failure"]
 
 
 def basic_credentials(request: HttpRequest) -> str | None:
@@ -55,37 +48,16 @@ def claimed_client_id(request: HttpRequest) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _keys(client_id: str, address: str, window: int) -> dict[str, int]:
-    """Cache key -> limit, for this window."""
-    bucket = int(time.time() // window)
-
-    def digest(value: str) -> str:
-        return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-    keys = {
-        f"issuer:auth-failures:address:{digest(address)}:{bucket}": (
+def record_failure(*, client_id: str, address: str) -> int | None:
+    """Count one failed authentication; the seconds to wait when a limit is now exceeded."""
+    window = settings.ISSUER_AUTH_FAILURE_WINDOW_S
+    limits = {
+        window_key("issuer:auth-failures:address", address, window): (
             settings.ISSUER_AUTH_FAILURES_PER_ADDRESS
         )
     }
     if client_id:
-        keys[f"issuer:auth-failures:client:{digest(client_id)}:{bucket}"] = (
+        limits[window_key("issuer:auth-failures:client", client_id, window)] = (
             settings.ISSUER_AUTH_FAILURES_PER_CLIENT
         )
-    return keys
-
-
-def record_failure(*, client_id: str, address: str) -> int | None:
-    """Count one failed authentication; the seconds to wait when a limit is now exceeded."""
-    window = settings.ISSUER_AUTH_FAILURE_WINDOW_S
-    exceeded = False
-    try:
-        for key, limit in _keys(client_id, address, window).items():
-            cache.add(key, 0, timeout=window + 1)
-            exceeded |= cache.incr(key) > limit
-    except Exception:  # fail open, see module docstring
-        logger.warning("token-endpoint limit cache unavailable; failure not counted", exc_info=True)
-        return None
-    if not exceeded:
-        return None
-    now = time.time()
-    return max(1, math.ceil((int(now // window) + 1) * window - now))
+    return count_failure(limits, window=window)

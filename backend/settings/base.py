@@ -337,6 +337,17 @@ if SMS_DEFAULT_REGION not in phonenumbers.SUPPORTED_REGIONS:
         f"SMS_DEFAULT_REGION must be an ISO 3166 region code such as KE, got {SMS_DEFAULT_REGION!r}"
     )
 SMS_CALLBACK_TOKEN = env_str("SMS_CALLBACK_TOKEN")
+# The token travels in a URL anyone can post to: short enough and it could be guessed.
+SMS_CALLBACK_TOKEN_MIN_LENGTH = 32
+if SMS_CALLBACK_TOKEN is not None and len(SMS_CALLBACK_TOKEN) < SMS_CALLBACK_TOKEN_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"SMS_CALLBACK_TOKEN must be at least {SMS_CALLBACK_TOKEN_MIN_LENGTH} characters "
+        f"(got {len(SMS_CALLBACK_TOKEN)}); generate one with `openssl rand -hex 32`"
+    )
+# Callbacks with a missing or wrong token per address in a fixed window before further ones are
+# answered 429 (the right token is always served: Africa's Talking must never be locked out).
+SMS_CALLBACK_FAILURES_PER_ADDRESS: int = 20
+SMS_CALLBACK_FAILURE_WINDOW_S: int = 300
 
 # --- Outbox, dispatcher and SMS delivery (docs/sms.md) -------------------------------------------
 # Fixed by the contract's timings (section 7); plain settings so tests can shorten them.

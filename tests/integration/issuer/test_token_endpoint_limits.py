@@ -13,6 +13,7 @@ from django.core.cache import cache, caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.test import Client
 
+from backend import limits
 from backend.issuer import throttling
 from tests.integration.issuer.test_builtin_issuer import createclient
 
@@ -36,7 +37,7 @@ def frozen(monkeypatch, settings) -> FrozenTime:
     settings.ISSUER_AUTH_FAILURES_PER_ADDRESS = 5
     settings.ISSUER_AUTH_FAILURE_WINDOW_S = WINDOW
     clock = FrozenTime()
-    monkeypatch.setattr(throttling, "time", clock)
+    monkeypatch.setattr(limits, "time", clock)
     _clear_local_cache()
     yield clock
     _clear_local_cache()
