@@ -288,3 +288,11 @@ def test_spaces_and_control_characters_are_refused(private_ok):
     for url in ("http://127.0.0.1/a b", "http://127.0.0.1/a\r\nX: y", "http://127.0.0.1/\x7f"):
         with pytest.raises(UnsafeUrl, match="control"):
             http.check_url(url)
+
+
+def test_proxies_from_the_environment_are_not_used(private_ok, huge_error, monkeypatch):
+    # A proxy would connect on our behalf to an address we never checked (issue 24's refused list).
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    answer = http.post(f"http://127.0.0.1:{huge_error}/", body=b"{}", headers={})
+    assert answer.status == 500  # the receiver itself answered
