@@ -3,13 +3,22 @@ and failed client authentications counted after (backend/issuer/throttling.py)."
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import logging
 from typing import Any
+from urllib.parse import unquote_plus
 
+from django.contrib.auth.hashers import identify_hasher, make_password
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from oauth2_provider import views
+from oauth2_provider.models import get_application_model
 
 from backend.issuer import throttling
+from backend.issuer.hashers import ALGORITHM
+
+logger = logging.getLogger(__name__)
 
 GRANT_TYPE = "client_credentials"
 
@@ -71,6 +80,8 @@ class TokenView(views.TokenView):
         if refused is not None:
             return refused
         response: HttpResponse = super().post(request, *args, **kwargs)
+        if response.status_code == 200:
+            rehash_secret(request)
         if response.status_code == 401:  # invalid_client: unknown id or wrong secret
             wait = throttling.record_failure(
                 client_id=throttling.claimed_client_id(request),
@@ -79,3 +90,41 @@ class TokenView(views.TokenView):
             if wait is not None:
                 return _too_many(wait)
         return response
+
+
+def _presented_credentials(request: HttpRequest) -> tuple[str, str] | None:
+    """(client_id, secret) as the request sent them (Basic, else the form), or None."""
+    basic = throttling.basic_credentials(request)
+    if basic is not None:
+        try:
+            decoded = base64.b64decode(basic, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        client_id, _, secret = decoded.partition(":")
+        return unquote_plus(client_id), unquote_plus(secret)
+    client_id, secret = request.POST.get("client_id"), request.POST.get("client_secret")
+    return (client_id, secret) if client_id and secret else None
+
+
+def rehash_secret(request: HttpRequest) -> None:
+    """After a success, store a secret hashed by an older `createclient` (PBKDF2) with the fast
+    hasher, so its failures stop costing key-stretching CPU. Precondition: DOT has just accepted
+    these credentials; the secret is never logged."""
+    credentials = _presented_credentials(request)
+    if credentials is None:
+        return
+    client_id, secret = credentials
+    model = get_application_model()
+    stored = model.objects.filter(client_id=client_id).values_list("client_secret", flat=True)
+    current = stored.first()
+    if not current:
+        return
+    try:
+        if identify_hasher(current).algorithm == ALGORITHM:
+            return
+    except ValueError:
+        return  # stored in plain text (hash_client_secret=False): leave it as configured
+    model.objects.filter(client_id=client_id, client_secret=current).update(
+        client_secret=make_password(secret, hasher=ALGORITHM)
+    )
+    logger.info("client %s: secret re-hashed with %s", client_id, ALGORITHM)

@@ -313,6 +313,16 @@ ISSUER_AUTH_FAILURES_PER_ADDRESS: int = env_int(
 ISSUER_AUTH_FAILURE_WINDOW_S: int = env_int(
     "ISSUER_AUTH_FAILURE_WINDOW_S", 300, minimum=1, maximum=86_400
 )
+# Django's default hashers for passwords, then the built-in issuer's for client secrets (listed so
+# `check_password` can identify it; it is never the default).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "backend.issuer.hashers.ClientSecretHasher",
+]
 OAUTH2_PROVIDER = oauth2_provider_settings(
     public_url=DUKA_PUBLIC_URL,
     private_key_pem=env_str("OIDC_RSA_PRIVATE_KEY"),

@@ -220,6 +220,51 @@ def test_the_secret_is_stored_hashed():
     assert credentials["client_secret"] not in stored
 
 
+def test_secrets_are_stored_with_a_fast_salted_hash(client: Client, monkeypatch):
+    # "Check the secret first" means every failure costs one check: with PBKDF2 that was
+    # 0.25-0.45 s of CPU per made-up secret (issue 24). A 128-character random secret needs no
+    # stretching, so a salted SHA-256 keeps a flood of failures as cheap as a 404.
+    from django.contrib.auth import hashers
+    from oauth2_provider.models import Application
+
+    credentials = createclient("fast", "orders:read")
+    stored = Application.objects.get(client_id=credentials["client_id"]).client_secret
+    assert stored.startswith("duka_secret_sha256$")
+
+    def slow(*args, **kwargs):
+        raise AssertionError("no key-stretching hasher may run for a client secret")
+
+    for name in ("PBKDF2PasswordHasher", "MD5PasswordHasher"):
+        monkeypatch.setattr(getattr(hashers, name), "verify", slow)
+    assert token_with_basic(client, credentials, "orders:read")["scope"] == "orders:read"
+    wrong = {**credentials, "client_secret": "guess"}
+    response = client.post("/o/token/", {"grant_type": "client_credentials", **wrong})
+    assert response.status_code == 401
+
+
+def test_a_secret_stored_with_another_hasher_is_rehashed_on_its_first_success(client: Client):
+    from django.contrib.auth.hashers import make_password
+    from oauth2_provider.models import Application
+
+    credentials = createclient("legacy", "orders:read")
+    application = Application.objects.get(client_id=credentials["client_id"])
+    # As `createclient` stored it before: the default (here MD5, in production PBKDF2).
+    Application.objects.filter(pk=application.pk).update(
+        client_secret=make_password(credentials["client_secret"], hasher="md5")
+    )
+    wrong = {**credentials, "client_secret": "guess"}
+    assert (
+        client.post("/o/token/", {"grant_type": "client_credentials", **wrong}).status_code == 401
+    )
+    assert Application.objects.get(pk=application.pk).client_secret.startswith("md5$")
+
+    token_with_basic(client, credentials, "orders:read")
+    assert Application.objects.get(pk=application.pk).client_secret.startswith(
+        "duka_secret_sha256$"
+    )
+    assert token_with_basic(client, credentials, "orders:read")["scope"] == "orders:read"
+
+
 @pytest.mark.parametrize("scopes", ["customers:read admin", "", "orders:*"])
 def test_createclient_refuses_unknown_or_no_scopes(scopes: str):
     from oauth2_provider.models import Application
