@@ -116,8 +116,8 @@ class Introspector:
         leeway: int = LEEWAY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        caller_budget: MissBudget = CALLER_MISS_BUDGET,
-        overall_budget: MissBudget = OVERALL_MISS_BUDGET,
+        caller_budget: MissBudget | None = None,
+        overall_budget: MissBudget | None = None,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
@@ -132,8 +132,9 @@ class Introspector:
         self._answers: dict[str, _Answer] = {}
         self._down_until = -math.inf
         self._lock = threading.Lock()
-        self._caller_budget = caller_budget
-        self._overall = _Bucket(overall_budget, clock())
+        # Looked up here, not bound as defaults, so a test can shape the process-wide validator's.
+        self._caller_budget = caller_budget or CALLER_MISS_BUDGET
+        self._overall = _Bucket(overall_budget or OVERALL_MISS_BUDGET, clock())
         self._callers: dict[str, _Bucket] = {}
         self.calls = 0  # introspection requests sent, for tests and debugging
 

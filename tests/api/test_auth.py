@@ -298,3 +298,40 @@ def test_with_an_external_issuer_typ_is_optional_unless_required(
     assert client.get(READ, **bearer(untyped)).status_code == 401
     typed = external_issuer.mint("customers:read", headers={"typ": "at+jwt"})
     assert client.get(READ, **bearer(typed)).status_code == 200
+
+
+def test_a_flood_of_unknown_opaque_tokens_from_one_address_is_429_for_it_alone(
+    client: Client, external_issuer, settings, monkeypatch
+):
+    # Issue 24: random opaque tokens made valid fresh ones fail. Misses are limited per address.
+    import time
+
+    from backend.integrations import oidc_introspection
+
+    # The default shape (burst 20), refilled so slowly that a slow run cannot earn another call.
+    slow = oidc_introspection.MissBudget(per_second=0.001, burst=20)
+    monkeypatch.setattr(oidc_introspection, "CALLER_MISS_BUDGET", slow)
+    settings.OIDC_CLIENT_ID, settings.OIDC_CLIENT_SECRET = external_issuer.introspection_client
+    external_issuer.introspection = {
+        "valid-opaque": {
+            "active": True,
+            "iss": external_issuer.url,
+            "aud": external_issuer.audience,
+            "client_id": "reporting",
+            "scope": "customers:read",
+            "exp": int(time.time()) + 300,
+        }
+    }
+    oidc.reset_validator()
+    statuses = [
+        client.get(READ, HTTP_AUTHORIZATION=f"Bearer random-{i}", REMOTE_ADDR="10.6.6.6")
+        for i in range(25)
+    ]
+    assert {response.status_code for response in statuses[:20]} == {401}
+    assert {response.status_code for response in statuses[20:]} == {429}
+    limited = statuses[-1]
+    assert_problem(limited, 429)
+    assert int(limited["Retry-After"]) >= 1
+    assert external_issuer.introspection_calls == 20
+    fresh = client.get(READ, HTTP_AUTHORIZATION="Bearer valid-opaque", REMOTE_ADDR="10.0.0.2")
+    assert fresh.status_code == 200, fresh.content
