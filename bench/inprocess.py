@@ -60,7 +60,7 @@ def environment(db_name: str) -> dict[str, str]:
         "AFRICAS_TALKING_USERNAME": "bench",
         "AFRICAS_TALKING_API_KEY": "bench",
         "AFRICAS_TALKING_API_URL": "http://127.0.0.1:9",
-        "SMS_CALLBACK_TOKEN": "in-process-bench-token",
+        "SMS_CALLBACK_TOKEN": "in-process-bench-token-" + "x" * 16,  # 32+ characters
         "OIDC_RSA_PRIVATE_KEY": key.read_text(),
     }
 

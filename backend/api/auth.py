@@ -9,7 +9,9 @@ Answers, all RFC 9457 problem+json:
   the bare challenge for an absent header only, and a client that sent credentials learns more
   from being told they were not accepted;
 * a valid token without the route's scope: 403, `Bearer error="insufficient_scope", scope="…"`;
-* the issuer unreachable with no key ever fetched: 503 with `Retry-After`.
+* the issuer unreachable with no key ever fetched: 503 with `Retry-After`;
+* too many opaque tokens unknown to the introspection cache from one address: 429 with
+  `Retry-After`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ninja.security.base import SecuritySchema
 
 from backend.integrations import oidc
 from backend.issuer.conf import API_SCOPES
+from backend.limits import client_address
 from backend.problems import problem_response
 
 logger = logging.getLogger(__name__)
@@ -82,7 +85,7 @@ class ScopedBearer(HttpBearer):
 
     def authenticate(self, request: HttpRequest, token: str) -> oidc.Principal:
         try:
-            principal = oidc.validate(token)
+            principal = oidc.validate(token, caller=client_address(request))
         except oidc.InvalidToken as exc:
             logger.debug("refused a bearer token: %s", exc.reason)
             raise InvalidToken(exc.reason) from None
@@ -125,12 +128,22 @@ def _issuer_unavailable(request: HttpRequest, exc: oidc.IssuerUnavailable) -> Ht
     )
 
 
+def _introspection_limited(request: HttpRequest, exc: oidc.IntrospectionLimited) -> HttpResponse:
+    return problem_response(
+        429,
+        "Too many unknown access tokens from this address; retry later.",
+        code="too-many-unknown-tokens",
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 def register_auth_error_handlers(api: NinjaAPI) -> None:
     """Problem+json answers for the auth errors (registered per class: ninja walks the MRO)."""
     handlers: list[tuple[type[Exception], Any]] = [
         (AuthenticationError, _authentication_error),
         (AuthorizationError, _authorization_error),
         (oidc.IssuerUnavailable, _issuer_unavailable),
+        (oidc.IntrospectionLimited, _introspection_limited),
     ]
     for exc_class, handler in handlers:
         api.add_exception_handler(exc_class, handler)

@@ -117,6 +117,12 @@ _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "Write rate limit of this subject exceeded.",
         {"Retry-After": {"required": True, "schema": {"type": "string"}}},
     ),
+    "TooManyFailedCallbacks": (
+        "429",
+        "Too many callbacks with a missing or wrong `token` from this address; the right token "
+        "is still served.",
+        {"Retry-After": {"required": True, "schema": {"type": "string"}}},
+    ),
 }
 
 IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {

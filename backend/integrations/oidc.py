@@ -24,6 +24,7 @@ from django.core.signals import setting_changed
 
 from backend.integrations.oidc_claims import (
     DEFAULT_SCOPE_CLAIMS,
+    IntrospectionLimited,
     InvalidToken,
     IssuerUnavailable,
     OidcError,
@@ -44,6 +45,7 @@ from backend.integrations.oidc_keys import (
 __all__ = [
     "DEFAULT_SCOPE_CLAIMS",
     "REFRESH_COOLDOWN_SECONDS",
+    "IntrospectionLimited",
     "InvalidToken",
     "IssuerUnavailable",
     "OidcError",
@@ -93,6 +95,9 @@ def build_validator() -> TokenValidator:
             raise RuntimeError("the built-in issuer has not registered its keys (app not ready?)")
         issuer = settings.OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"]
         keys = StaticKeys(keys_from_jwks(_builtin_jwks()))
+    require_typ = settings.OIDC_REQUIRE_TYP
+    if require_typ is None:  # unset: on for our own tokens, off for an external issuer's
+        require_typ = not settings.OIDC_ISSUER
     return TokenValidator(
         issuer=issuer,
         audience=settings.OIDC_AUDIENCE,
@@ -100,6 +105,7 @@ def build_validator() -> TokenValidator:
         keys=keys,
         scope_claims=scope_claims,
         introspector=introspector,
+        require_typ=require_typ,
     )
 
 
@@ -126,8 +132,8 @@ def reset_validator() -> None:
         _validator = None
 
 
-def validate(token: str) -> Principal:
-    return get_validator().validate(token)
+def validate(token: str, *, caller: str | None = None) -> Principal:
+    return get_validator().validate(token, caller=caller)
 
 
 _SETTINGS_THAT_MATTER = {
@@ -137,6 +143,7 @@ _SETTINGS_THAT_MATTER = {
     "OIDC_CLIENT_ID",
     "OIDC_CLIENT_SECRET",
     "OIDC_SCOPE_CLAIMS",
+    "OIDC_REQUIRE_TYP",
     "OAUTH2_PROVIDER",
 }
 

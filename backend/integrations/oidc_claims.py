@@ -38,6 +38,15 @@ class IssuerUnavailable(OidcError):
         self.retry_after = retry_after
 
 
+class IntrospectionLimited(OidcError):
+    """Too many tokens not in the introspection cache from this caller (or from everyone) just
+    now: the token is not judged, and the caller may retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many unknown tokens; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who called: `request.auth` in the API. `str()` is the subject (ninja throttles hash it)."""

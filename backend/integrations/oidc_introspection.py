@@ -11,7 +11,19 @@ active ones until `exp` but at most `ACTIVE_TTL_SECONDS`, so a revocation is see
 time; inactive ones for `INACTIVE_TTL_SECONDS`, so a client retrying a bad token does not turn
 into a flood at the issuer. While the endpoint is down, cached tokens keep their answer and the
 others get `IssuerUnavailable` (503 with Retry-After); the endpoint is then retried at most once
-per `UNAVAILABLE_BACKOFF_SECONDS`.
+per `UNAVAILABLE_BACKOFF_SECONDS`. Only 5xx, 429, timeouts and connection errors mean "down": a 4xx
+is the issuer's verdict on the one request (a malformed token, or our client refused), so that
+token is invalid and the next one is asked about as usual.
+
+Tokens not in the cache ("misses") are asked about within two token buckets per process: one per
+caller address (`caller`), one for everyone. A flood of made-up tokens from one address spends
+only its own budget and is answered `IntrospectionLimited` (429), so other callers' new tokens are
+still asked about and the issuer never sees the flood; a flood spread over many addresses is
+capped overall, and tokens already in the cache keep working whatever happens.
+
+`aud` must name our audience: an answer without it is refused, since a token the issuer minted
+for another API of the same issuer must not be good here (ask the issuer to put the audience in
+its tokens, e.g. a resource indicator).
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from typing import Any
 from backend.integrations.oidc_claims import (
     DEFAULT_SCOPE_CLAIMS,
     LEEWAY_SECONDS,
+    IntrospectionLimited,
     InvalidToken,
     IssuerUnavailable,
     Principal,
@@ -46,6 +59,34 @@ UNAVAILABLE_BACKOFF_SECONDS = 5.0
 MAX_CACHED_ANSWERS = 4096
 
 _NOT_ACCESS_TOKENS = {"refresh_token", "refresh", "id_token", "id"}
+MAX_TRACKED_CALLERS = 4096
+
+
+@dataclass(frozen=True)
+class MissBudget:
+    """A token bucket's shape: `burst` introspection calls at once, refilled at `per_second`."""
+
+    per_second: float
+    burst: float
+
+
+CALLER_MISS_BUDGET = MissBudget(per_second=2.0, burst=20.0)
+OVERALL_MISS_BUDGET = MissBudget(per_second=20.0, burst=100.0)
+
+
+class _Bucket:
+    def __init__(self, budget: MissBudget, now: float) -> None:
+        self.budget = budget
+        self.level = budget.burst
+        self.at = now
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.budget.burst, self.level + (now - self.at) * self.budget.per_second)
+        self.at = now
+
+    def wait(self) -> float:
+        """Seconds until one call is available (0 when one is now)."""
+        return 0.0 if self.level >= 1 else (1 - self.level) / self.budget.per_second
 
 
 @dataclass(frozen=True)
@@ -75,6 +116,8 @@ class Introspector:
         leeway: int = LEEWAY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        caller_budget: MissBudget | None = None,
+        overall_budget: MissBudget | None = None,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
@@ -89,10 +132,15 @@ class Introspector:
         self._answers: dict[str, _Answer] = {}
         self._down_until = -math.inf
         self._lock = threading.Lock()
+        # Looked up here, not bound as defaults, so a test can shape the process-wide validator's.
+        self._caller_budget = caller_budget or CALLER_MISS_BUDGET
+        self._overall = _Bucket(overall_budget or OVERALL_MISS_BUDGET, clock())
+        self._callers: dict[str, _Bucket] = {}
         self.calls = 0  # introspection requests sent, for tests and debugging
 
-    def introspect(self, token: str) -> Principal:
-        """The caller behind an opaque `token`. Raises InvalidToken or IssuerUnavailable."""
+    def introspect(self, token: str, *, caller: str | None = None) -> Principal:
+        """The principal behind an opaque `token` presented by `caller` (its address, when
+        known). Raises InvalidToken, IssuerUnavailable or IntrospectionLimited."""
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
         now = self._clock()
         cached = self._answers.get(digest)
@@ -102,9 +150,9 @@ class Introspector:
             return cached.principal
         if now < self._down_until:
             raise IssuerUnavailable(retry_after=max(1, math.ceil(self._down_until - now)))
-        answer = self._ask(token)
+        self._spend_miss(caller or "", now)
         try:
-            principal, expires = self._judge(answer)
+            principal, expires = self._judge(self._ask(token))
         except InvalidToken as exc:
             self._remember(digest, _Answer(now + INACTIVE_TTL_SECONDS, None, exc.reason))
             raise
@@ -112,6 +160,29 @@ class Introspector:
         if ttl > 0:
             self._remember(digest, _Answer(now + ttl, principal))
         return principal
+
+    def _spend_miss(self, caller: str, now: float) -> None:
+        """Take one call from the caller's bucket and the overall one, or raise
+        IntrospectionLimited without taking any."""
+        with self._lock:
+            bucket = self._callers.get(caller)
+            if bucket is None:
+                if len(self._callers) >= MAX_TRACKED_CALLERS:
+                    # Full buckets carry no state worth keeping; if none is full, start over.
+                    for key, old in list(self._callers.items()):
+                        old.refill(now)
+                        if old.level >= old.budget.burst:
+                            del self._callers[key]
+                    if len(self._callers) >= MAX_TRACKED_CALLERS:
+                        self._callers.clear()
+                bucket = self._callers[caller] = _Bucket(self._caller_budget, now)
+            bucket.refill(now)
+            self._overall.refill(now)
+            wait = max(bucket.wait(), self._overall.wait())
+            if wait > 0:
+                raise IntrospectionLimited(retry_after=max(1, math.ceil(wait)))
+            bucket.level -= 1
+            self._overall.level -= 1
 
     def _ask(self, token: str) -> Mapping[str, Any]:
         try:
@@ -132,14 +203,21 @@ class Introspector:
                 timeout=self.timeout,
             )
         except urllib.error.HTTPError as exc:
-            if exc.code in (400, 401, 403):
+            if exc.code == 429 or exc.code >= 500:
+                raise self._unavailable("calling the introspection endpoint", exc) from None
+            # Any other answer is about this request: the token is not accepted, and the issuer
+            # is not down (a token that draws a 400 must not make the next valid one a 503).
+            if exc.code in (401, 403):
                 logger.error(
                     "the introspection endpoint refused our client (HTTP %s): check "
                     "OIDC_CLIENT_ID and OIDC_CLIENT_SECRET",
                     exc.code,
                 )
-            self.discovery.forget()  # the endpoint may have moved
-            raise self._unavailable("calling the introspection endpoint", exc) from None
+            elif exc.code == 404:
+                self.discovery.forget()  # the endpoint may have moved
+            raise InvalidToken(
+                f"the issuer refused to introspect the token (HTTP {exc.code})"
+            ) from None
         except Exception as exc:
             raise self._unavailable("calling the introspection endpoint", exc) from None
         if not isinstance(answer, Mapping):
@@ -159,10 +237,9 @@ class Introspector:
         if issuer is not None and issuer != self.issuer:
             raise InvalidToken("the token comes from another issuer (iss)")
         audience = answer.get("aud")
-        if audience is not None:
-            audiences = audience if isinstance(audience, list) else [audience]
-            if self.audience not in audiences:
-                raise InvalidToken("the token is not meant for this API (aud)")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.audience not in audiences:
+            raise InvalidToken("the token is not meant for this API (aud missing or another)")
         now = self._wall_clock()
         expires = _number(answer.get("exp"))
         if expires is None:

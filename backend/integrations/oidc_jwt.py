@@ -26,6 +26,8 @@ from backend.integrations.oidc_introspection import Introspector
 from backend.integrations.oidc_keys import KeySource, VerificationKey
 
 MAX_TOKEN_LENGTH = 8192
+# RFC 9068 section 2.1 `typ` values; media types compare case-insensitively (RFC 7515 4.1.9).
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class TokenValidator:
     set, sends it through the full check again. Only accepted tokens are remembered, at most
     `VERIFIED_TOKENS` of them per process.
 
+    With `require_typ` (OIDC_REQUIRE_TYP) the header `typ` must be `at+jwt` (RFC 9068), so an
+    ID token or another signed JWT of the same issuer is refused before its signature is checked.
+
     A token that is not a compact JWS (opaque, or an encrypted JWT) goes to `introspector` when
     the issuer offers introspection, and is refused otherwise.
     """
@@ -62,6 +67,7 @@ class TokenValidator:
         scope_claims: Sequence[str] = DEFAULT_SCOPE_CLAIMS,
         introspector: Introspector | None = None,
         leeway: int = LEEWAY_SECONDS,
+        require_typ: bool = False,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
@@ -70,12 +76,15 @@ class TokenValidator:
         self.scope_claims = tuple(scope_claims)
         self.introspector = introspector
         self.leeway = leeway
+        self.require_typ = require_typ
         self._verified: dict[str, _Verified] = {}
         if self.algorithms & {"none", "HS256", "HS384", "HS512"}:
             raise ValueError("symmetric or 'none' algorithms are never accepted")
 
-    def validate(self, token: str) -> Principal:
-        """The caller behind `token`. Raises InvalidToken or IssuerUnavailable, nothing else."""
+    def validate(self, token: str, *, caller: str | None = None) -> Principal:
+        """The principal behind `token`; `caller` is the presenting address (introspection limits
+        unknown tokens per address). Raises InvalidToken, IssuerUnavailable or
+        IntrospectionLimited, nothing else."""
         seen = self._verified.get(token) if isinstance(token, str) else None
         if seen is not None:
             if time.time() < seen.expires and self.keys.get(seen.kid) is seen.key:
@@ -87,7 +96,7 @@ class TokenValidator:
             raise InvalidToken("the bearer token is too long")
         if token.count(".") != 2:
             if self.introspector is not None:
-                return self.introspector.introspect(token)
+                return self.introspector.introspect(token, caller=caller)
             raise InvalidToken("the bearer token is not a signed JWT")
         try:
             header = jwt.get_unverified_header(token)
@@ -99,6 +108,9 @@ class TokenValidator:
             raise InvalidToken("the token's signing algorithm is not accepted")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("the token has no key id (kid)")
+        typ = header.get("typ")
+        if self.require_typ and (not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES):
+            raise InvalidToken("the token is not an RFC 9068 access token (typ must be at+jwt)")
         key = self.keys.get(kid)
         if key is None:
             raise InvalidToken("the token is signed with an unknown key")

@@ -1,8 +1,13 @@
 """Outgoing webhook HTTP: the SSRF rules and one bounded POST (contract section 9).
 
 * `check_url` is the create-time rule: `https`, and every address the host resolves to is a
-  public one (not loopback, private, link-local, shared, reserved, multicast or a cloud metadata
-  address). `WEBHOOKS_ALLOW_PRIVATE=1` allows `http` and any address (development and tests).
+  public one (not loopback, private, link-local, site-local, shared, reserved, multicast or a
+  cloud metadata address, nor an IPv6 address embedding such an IPv4 one: IPv4-mapped,
+  -compatible and -translated, NAT64, 6to4, Teredo). `WEBHOOKS_ALLOW_PRIVATE=1` allows `http`
+  and any address (development and tests).
+* Messages (the 422's text, an endpoint's `last_error`) name no resolved address and no
+  operating-system error text: they would map internal names and let a caller probe ports
+  through Duka. The details go to the log.
 * `post` resolves the host again, applies the same rule to the addresses it is about to use,
   and connects to one of *those* addresses (TLS still verifies the certificate for the host
   name), so a name that re-resolves to 127.0.0.1 after the check (DNS rebinding) is refused.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
+import logging
 import socket
 import ssl
 import threading
@@ -35,6 +41,15 @@ _METADATA = {
     ipaddress.ip_address("192.0.0.192"),
 }
 USER_AGENT = "Duka-Webhooks/1"
+# IPv6 forms that carry an IPv4 address in their last 32 bits (RFC 4291, 6052, 6145).
+_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT IPv4-translated
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known NAT64 prefix
+# RFC 8215 local-use NAT64: a site's own translator, whose embedding depends on its prefix length.
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")  # deprecated, still routed inside some sites
+
+logger = logging.getLogger(__name__)
 
 
 class UnsafeUrl(ValueError):
@@ -56,10 +71,41 @@ def allow_private() -> bool:
 
 
 def address_refusal(address: str) -> str | None:
-    """Why `address` may not be called, or None when it is a public address."""
+    """Why `address` may not be called, or None when it is a public address. The reason never
+    repeats the address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        return _ipv6_refusal(ip)
+    return _refusal(ip)
+
+
+def _ipv6_refusal(ip: ipaddress.IPv6Address) -> str | None:
+    """IPv6 rules first, then those of an embedded IPv4 address: a NAT64 or 6to4 gateway, or a
+    dual-stack socket, delivers to that IPv4 address."""
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip in _SITE_LOCAL:
+        return "a site-local address"
+    if ip in _NAT64_LOCAL:
+        return "a local-use NAT64 address"
+    if ip.teredo is not None:  # (server, client): both are reached through the tunnel
+        for embedded in ip.teredo:
+            why = _refusal(embedded)
+            if why is not None:
+                return why
+        return "not a public address (Teredo)"
+    embedded = ip.ipv4_mapped or ip.sixtofour
+    if embedded is None and any(ip in net for net in (_COMPATIBLE, _TRANSLATED, _NAT64)):
+        embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if embedded is not None:
+        why = _refusal(embedded)
+        if why is None and ip in _COMPATIBLE:
+            return "a deprecated IPv4-compatible address"
+        return why
+    return _refusal(ip)
+
+
+def _refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     if ip in _METADATA:
         return "a cloud metadata address"
     if ip.is_loopback:
@@ -79,8 +125,8 @@ def _parts(url: str, *, private_ok: bool) -> SplitResult:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise UnsafeUrl(f"not a valid URL ({exc})") from None
+    except ValueError:
+        raise UnsafeUrl("is not a valid URL (host or port)") from None
     allowed = ("https", "http") if private_ok else ("https",)
     if parts.scheme not in allowed:
         raise UnsafeUrl("must be an https URL")
@@ -105,13 +151,15 @@ def resolve(parts: SplitResult, *, private_ok: bool) -> list[str]:
             parts.hostname, _port(parts), type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
     except (OSError, UnicodeError) as exc:
-        raise UnsafeUrl(f"host {parts.hostname!r} does not resolve ({exc})") from None
+        logger.info("webhook host %r does not resolve: %s", parts.hostname, exc)
+        raise UnsafeUrl("host does not resolve") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not private_ok:
         for address in addresses:
             why = address_refusal(address)
             if why is not None:
-                raise UnsafeUrl(f"host {parts.hostname!r} resolves to {address}, {why}")
+                logger.info("webhook host %r refused: %s is %s", parts.hostname, address, why)
+                raise UnsafeUrl(f"host resolves to {why}")
     return addresses
 
 
@@ -170,9 +218,13 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Answer:
             conn.close()
             continue
         return _exchange(conn, path, body, headers, deadline - (time.monotonic() - started))
-    raise DeliveryError(
-        f"cannot connect to {parts.hostname}: {last}" if last else "deadline passed"
-    )
+    if last is not None:
+        logger.info("webhook to host %r: cannot connect (%s)", parts.hostname, last)
+        # A TLS failure is the receiver's to fix and says nothing about other hosts or ports.
+        raise DeliveryError(
+            _generic(last) if isinstance(last, ssl.SSLError) else "cannot connect to the receiver"
+        )
+    raise DeliveryError("deadline passed")
 
 
 def _exchange(
@@ -209,7 +261,21 @@ def _exchange(
             raise DeliveryError(
                 f"no complete answer within {settings.WEBHOOK_DEADLINE_SECONDS:g} s"
             ) from None
-        raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+        logger.info("webhook to host %r failed: %s: %s", conn.host, type(exc).__name__, exc)
+        raise DeliveryError(_generic(exc)) from None
     finally:
         watchdog.disarm()
         conn.close()
+
+
+def _generic(exc: BaseException) -> str:
+    """What went wrong, in words that carry no address and no operating-system text."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "the receiver's TLS certificate does not verify"
+    if isinstance(exc, ssl.SSLError):
+        return "the TLS handshake with the receiver failed"
+    if isinstance(exc, TimeoutError):
+        return "the receiver did not answer in time"
+    if isinstance(exc, http.client.HTTPException):
+        return "the receiver's answer is not valid HTTP"
+    return "the connection to the receiver failed"

@@ -113,6 +113,8 @@ def oauth2_provider_settings(
         "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
         # Each client gets only the scopes `createclient` registered for it.
         "SCOPES_BACKEND_CLASS": "backend.issuer.scopes.ClientScopes",
+        # Salted SHA-256 for 128-character random secrets (backend/issuer/hashers.py).
+        "CLIENT_SECRET_HASHER": "duka_secret_sha256",
         "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
         "OAUTH2_GRANT_TYPES_SUPPORTED": ["client_credentials"],
         "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],

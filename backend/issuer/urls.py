@@ -3,7 +3,10 @@
 Mount with `path("o/", include("backend.issuer.urls"))`; the namespace is DOT's own
 (`oauth2_provider`), which its views reverse. Only what a client-credentials issuer needs is
 routed: DOT's application-management and consent pages need sessions and a login, which this
-service does not have, and would answer 500 instead of a clean error.
+service does not have, and would answer 500 instead of a clean error. Its introspection and
+revocation views are not routed either: each checks a client secret (PBKDF2, about 0.3 s of CPU)
+outside the token endpoint's limit, and neither has a use here: Duka validates its own JWTs
+locally and never introspects them, and a revoked JWT would stay valid until `exp` anyway.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from django.urls import URLPattern, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views
 
-from backend.issuer.views import RevokeTokenView, TokenView
+from backend.issuer.views import TokenView
 
 app_name = "oauth2_provider"
 
@@ -33,8 +36,6 @@ urlpatterns: list[URLPattern] = []
 if not settings.OIDC_ISSUER:
     urlpatterns = [
         path("token/", TokenView.as_view(), name="token"),
-        path("revoke_token/", RevokeTokenView.as_view(), name="revoke-token"),
-        path("introspect/", views.IntrospectTokenView.as_view(), name="introspect"),
         re_path(
             r"^\.well-known/openid-configuration/?$",
             views.ConnectDiscoveryInfoView.as_view(),

@@ -102,6 +102,10 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Reverse proxies in front of the service that each append to X-Forwarded-For (an ingress, a load
+# balancer): per-address limits count the entry this many places from the right (backend/addresses.py).
+# 0 (the default) trusts no such header and counts the socket's peer.
+TRUSTED_PROXY_COUNT: int = env_int("DJANGO_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
 # Probes and scrapers talk plain HTTP inside the cluster.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = not DEBUG
@@ -271,6 +275,13 @@ for _claim in OIDC_SCOPE_CLAIMS:
 if not OIDC_SCOPE_CLAIMS:
     raise ImproperlyConfigured("OIDC_SCOPE_CLAIMS must name at least one claim")
 
+# RFC 9068: a JWT access token must carry the header `typ: at+jwt`, so a signed JWT of another
+# kind from the same issuer (an ID token, a logout token) is never taken for one. Unset: on with the
+# built-in issuer (whose tokens carry it), off with an external one (many IdPs omit it).
+OIDC_REQUIRE_TYP: bool | None = (
+    env_bool("OIDC_REQUIRE_TYP") if env_str("OIDC_REQUIRE_TYP") is not None else None
+)
+
 # Built-in issuer (django-oauth-toolkit at /o/), used when OIDC_ISSUER is unset. Its issuer URL
 # is pinned to DUKA_PUBLIC_URL + "/o" (the URL clients reach this service at).
 DUKA_PUBLIC_URL = (
@@ -291,6 +302,16 @@ ISSUER_AUTH_FAILURES_PER_ADDRESS: int = env_int(
 ISSUER_AUTH_FAILURE_WINDOW_S: int = env_int(
     "ISSUER_AUTH_FAILURE_WINDOW_S", 300, minimum=1, maximum=86_400
 )
+# Django's default hashers for passwords, then the built-in issuer's for client secrets (listed so
+# `check_password` can identify it; it is never the default).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "backend.issuer.hashers.ClientSecretHasher",
+]
 OAUTH2_PROVIDER = oauth2_provider_settings(
     public_url=DUKA_PUBLIC_URL,
     private_key_pem=env_str("OIDC_RSA_PRIVATE_KEY"),
@@ -315,6 +336,17 @@ if SMS_DEFAULT_REGION not in phonenumbers.SUPPORTED_REGIONS:
         f"SMS_DEFAULT_REGION must be an ISO 3166 region code such as KE, got {SMS_DEFAULT_REGION!r}"
     )
 SMS_CALLBACK_TOKEN = env_str("SMS_CALLBACK_TOKEN")
+# The token travels in a URL anyone can post to: short enough and it could be guessed.
+SMS_CALLBACK_TOKEN_MIN_LENGTH = 32
+if SMS_CALLBACK_TOKEN is not None and len(SMS_CALLBACK_TOKEN) < SMS_CALLBACK_TOKEN_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"SMS_CALLBACK_TOKEN must be at least {SMS_CALLBACK_TOKEN_MIN_LENGTH} characters "
+        f"(got {len(SMS_CALLBACK_TOKEN)}); generate one with `openssl rand -hex 32`"
+    )
+# Callbacks with a missing or wrong token per address in a fixed window before further ones are
+# answered 429 (the right token is always served: Africa's Talking must never be locked out).
+SMS_CALLBACK_FAILURES_PER_ADDRESS: int = 20
+SMS_CALLBACK_FAILURE_WINDOW_S: int = 300
 
 # --- Outbox, dispatcher and SMS delivery (docs/sms.md) -------------------------------------------
 # Fixed by the contract's timings (section 7); plain settings so tests can shorten them.

@@ -57,4 +57,7 @@ if "OIDC_RSA_PRIVATE_KEY" not in os.environ:
 from backend.settings.base import *  # noqa: E402, F403
 
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "backend.issuer.hashers.ClientSecretHasher",
+]

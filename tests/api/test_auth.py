@@ -241,3 +241,97 @@ def test_openapi_points_at_an_external_issuer(settings):
         "type": "openIdConnect",
         "openIdConnectUrl": "https://login.example.com/tenant/.well-known/openid-configuration",
     }
+
+
+# --- RFC 9068 `typ` (OIDC_REQUIRE_TYP) ----------------------------------------------------------
+
+
+def builtin_token_with_header(**header: object) -> str:
+    import jwt
+    from django.conf import settings
+    from oauth2_provider.utils import jwk_from_pem
+
+    from tests.fixtures.auth import claims_for
+
+    pem = settings.OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"]
+    claims = claims_for(
+        issuer=settings.OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"],
+        audience=settings.OIDC_AUDIENCE,
+        scopes=("customers:read",),
+        sub="typ-tester",
+    )
+    headers = {"kid": jwk_from_pem(pem).thumbprint(), **header}
+    return jwt.encode(claims, pem, algorithm="RS256", headers=headers)
+
+
+@pytest.mark.parametrize("typ", ["id+jwt", "JWT", "application/jwt", "", None, 7])
+def test_with_the_builtin_issuer_a_token_must_be_typed_at_jwt(client: Client, typ):
+    # Issue 24: an `id+jwt` was accepted. Unset OIDC_REQUIRE_TYP means on with the built-in one.
+    token = builtin_token_with_header(typ=typ)
+    response = client.get(READ, **bearer(token))
+    assert_problem(response, 401)
+    assert response["WWW-Authenticate"] == INVALID
+    assert "typ" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+JWT"])
+def test_at_jwt_is_compared_case_insensitively_with_or_without_the_media_prefix(
+    client: Client, typ
+):
+    response = client.get(READ, **bearer(builtin_token_with_header(typ=typ)))
+    assert response.status_code == 200, response.content
+
+
+def test_oidc_require_typ_off_accepts_an_untyped_builtin_token(client: Client, settings):
+    settings.OIDC_REQUIRE_TYP = False
+    token = builtin_token_with_header()
+    response = client.get(READ, **bearer(token))
+    assert response.status_code == 200, response.content
+
+
+def test_with_an_external_issuer_typ_is_optional_unless_required(
+    client: Client, external_issuer, settings
+):
+    untyped = external_issuer.mint("customers:read")
+    assert client.get(READ, **bearer(untyped)).status_code == 200
+    settings.OIDC_REQUIRE_TYP = True
+    assert client.get(READ, **bearer(untyped)).status_code == 401
+    typed = external_issuer.mint("customers:read", headers={"typ": "at+jwt"})
+    assert client.get(READ, **bearer(typed)).status_code == 200
+
+
+def test_a_flood_of_unknown_opaque_tokens_from_one_address_is_429_for_it_alone(
+    client: Client, external_issuer, settings, monkeypatch
+):
+    # Issue 24: random opaque tokens made valid fresh ones fail. Misses are limited per address.
+    import time
+
+    from backend.integrations import oidc_introspection
+
+    # The default shape (burst 20), refilled so slowly that a slow run cannot earn another call.
+    slow = oidc_introspection.MissBudget(per_second=0.001, burst=20)
+    monkeypatch.setattr(oidc_introspection, "CALLER_MISS_BUDGET", slow)
+    settings.OIDC_CLIENT_ID, settings.OIDC_CLIENT_SECRET = external_issuer.introspection_client
+    external_issuer.introspection = {
+        "valid-opaque": {
+            "active": True,
+            "iss": external_issuer.url,
+            "aud": external_issuer.audience,
+            "client_id": "reporting",
+            "scope": "customers:read",
+            "exp": int(time.time()) + 300,
+        }
+    }
+    oidc.reset_validator()
+    statuses = [
+        client.get(READ, HTTP_AUTHORIZATION=f"Bearer random-{i}", REMOTE_ADDR="10.6.6.6")
+        for i in range(25)
+    ]
+    assert {response.status_code for response in statuses[:20]} == {401}
+    assert {response.status_code for response in statuses[20:]} == {429}
+    limited = statuses[-1]
+    assert_problem(limited, 429)
+    assert int(limited["Retry-After"]) >= 1
+    assert external_issuer.introspection_calls == 20
+    fresh = client.get(READ, HTTP_AUTHORIZATION="Bearer valid-opaque", REMOTE_ADDR="10.0.0.2")
+    assert fresh.status_code == 200, fresh.content

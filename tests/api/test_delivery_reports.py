@@ -11,7 +11,7 @@ from tests.factories import make_customer, make_order
 
 pytestmark = pytest.mark.django_db
 
-TOKEN = "callback-secret-7f3a"
+TOKEN = "callback-secret-7f3a-0123456789abcdef"  # 32+ characters, as start-up requires
 URL = "/api/v1/sms/delivery-reports/"
 FORM = "application/x-www-form-urlencoded"
 
@@ -145,3 +145,43 @@ def test_json_body_is_not_what_africas_talking_sends(client, sent_order):
     assert response.status_code == 415
     assert response["Content-Type"] == "application/problem+json"
     assert statuses(order_id) == ("sent", "sent")
+
+
+@pytest.fixture
+def limited(settings):
+    from django.core.cache import cache, caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    settings.SMS_CALLBACK_FAILURES_PER_ADDRESS = 3
+    settings.SMS_CALLBACK_FAILURE_WINDOW_S = 300
+    if isinstance(caches["default"], LocMemCache):  # never FLUSHDB a shared Redis
+        cache.clear()
+    yield settings
+    if isinstance(caches["default"], LocMemCache):
+        cache.clear()
+
+
+def report_from(client, address: str, token: str | None, **fields: str):
+    query = "" if token is None else f"?token={token}"
+    body = "&".join(f"{key}={value}" for key, value in fields.items())
+    return client.post(URL + query, body, content_type=FORM, REMOTE_ADDR=address)
+
+
+def test_wrong_tokens_are_limited_per_address_and_the_right_one_still_works(
+    client, sent_order, limited
+):
+    # Issue 24: the callback had no rate limit, so a token could be guessed at line speed.
+    order_id, message_id = sent_order
+    for guess in range(3):
+        response = report_from(client, "10.4.4.4", f"guess-{guess}", id=message_id, status="Failed")
+        assert response.status_code == 403
+    for token in ("guess-3", None):
+        response = report_from(client, "10.4.4.4", token, id=message_id, status="Failed")
+        assert response.status_code == 429, response.content
+        assert response["Content-Type"].startswith("application/problem+json")
+        assert 1 <= int(response["Retry-After"]) <= 300
+    # Another address is not affected, and the right token from the limited one still works.
+    assert report_from(client, "10.4.4.5", "guess", id=message_id, status="x").status_code == 403
+    response = report_from(client, "10.4.4.4", TOKEN, id=message_id, status="Success")
+    assert response.status_code == 200
+    assert statuses(order_id) == ("delivered", "delivered")

@@ -113,6 +113,11 @@ def test_invalid_bodies_are_422_and_create_nothing(api, private_ok, body, field)
         ("https://localhost/hooks", "loopback"),  # a name that resolves to 127.0.0.1
         ("http://93.184.215.14/hooks", "https"),
         ("https://no-such-host.invalid/hooks", "does not resolve"),
+        # Issue 24: accepted at create before.
+        ("https://[::127.0.0.1]/hooks", "loopback"),
+        ("https://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "metadata"),
+        ("https://[2002:7f00:1::1]/hooks", "loopback"),
+        ("https://[fec0::1]/hooks", "site-local"),
     ],
 )
 def test_ssrf_refusals_without_the_opt_in(api, url, why):
@@ -120,6 +125,9 @@ def test_ssrf_refusals_without_the_opt_in(api, url, why):
     assert response.status_code == 422, response.content
     detail = response.json()["errors"][0]["msg"]
     assert why in detail
+    # No resolved address, no operating-system error text (issue 24: "resolves to 127.0.0.1").
+    for leak in ("127.0.0.1", "Errno", "Name or service", "not known", "::1,"):
+        assert leak not in detail, (leak, detail)
     assert not WebhookEndpoint.objects.exists()
 
 

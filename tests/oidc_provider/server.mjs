@@ -7,7 +7,8 @@
 // Clients (client-credentials grant, client_secret_basic):
 //   duka-api     / duka-api-secret      the resource server's own client: introspects tokens
 //   jwt-client   / jwt-client-secret    gets RFC 9068 JWT access tokens when it names `resource`
-//   opaque-client/ opaque-client-secret gets opaque tokens (no resource named)
+//   opaque-client/ opaque-client-secret gets opaque tokens: for RESOURCE + '/opaque' (same
+//                                       audience), or with no resource named (no `aud`)
 //   roles-client / roles-client-secret  its tokens carry scopes only as realm_access.roles
 //                                       (a Keycloak-style claim) and a plain `scope` of "openid"
 import { generateKeyPairSync } from 'node:crypto';
@@ -58,6 +59,9 @@ server.listen(0, '127.0.0.1', () => {
         defaultResource: async () => undefined, // no resource named: an opaque token
         useGrantedResource: async () => false,
         getResourceServerInfo: async (ctx, resource) => {
+          if (resource === `${RESOURCE}/opaque`) {
+            return { scope: API_SCOPES, audience: AUDIENCE, accessTokenTTL: 300, accessTokenFormat: 'opaque' };
+          }
           if (resource !== RESOURCE) throw new Provider.errors.InvalidTarget();
           return {
             scope: API_SCOPES,

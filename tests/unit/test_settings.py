@@ -57,6 +57,12 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ({"WORKER_NICENESS": "-5"}, "WORKER_NICENESS"),
         ({"RATE_LIMIT_WRITES": "lots"}, "RATE_LIMIT_WRITES"),
         ({"DJANGO_DEBUG": "0", "OIDC_RSA_PRIVATE_KEY": ""}, "OIDC_RSA_PRIVATE_KEY"),
+        # Issue 24: a callback token of any length was accepted.
+        ({"SMS_CALLBACK_TOKEN": "x" * 31}, "SMS_CALLBACK_TOKEN"),
+        ({"SMS_CALLBACK_TOKEN": "short"}, "SMS_CALLBACK_TOKEN"),
+        ({"OIDC_REQUIRE_TYP": "maybe"}, "OIDC_REQUIRE_TYP"),
+        ({"DJANGO_TRUSTED_PROXY_COUNT": "-1"}, "DJANGO_TRUSTED_PROXY_COUNT"),
+        ({"DJANGO_TRUSTED_PROXY_COUNT": "two"}, "DJANGO_TRUSTED_PROXY_COUNT"),
     ],
 )
 def test_bad_configuration_stops_with_one_line(env, variable):
@@ -77,6 +83,9 @@ def test_good_configuration_passes():
         SMS_DEFAULT_REGION="tz",
         DATABASE_READ_URL="postgres://postgres@127.0.0.1:5433/duka",
         OIDC_SCOPE_CLAIMS="scp,realm_access.roles",
+        SMS_CALLBACK_TOKEN="x" * 32,
+        OIDC_REQUIRE_TYP="1",
+        DJANGO_TRUSTED_PROXY_COUNT="2",
     )
     assert result.returncode == 0, result.stderr
 

@@ -1,7 +1,10 @@
 """Africa's Talking delivery-report callback: `POST /api/v1/sms/delivery-reports/?token=...`.
 
-AT signs nothing, so the URL carries a shared secret (`SMS_CALLBACK_TOKEN`), compared in
-constant time; without the setting every callback is refused. AT posts form fields (`id`,
+AT signs nothing, so the URL carries a shared secret (`SMS_CALLBACK_TOKEN`, 32+ characters),
+compared in constant time; without the setting every callback is refused. Wrong or missing tokens
+are counted per address (`SMS_CALLBACK_FAILURES_PER_ADDRESS` in `SMS_CALLBACK_FAILURE_WINDOW_S`);
+past that, further ones are a 429 with Retry-After. The right token is always served, so nobody
+can lock AT out by failing from its address (or from behind the same proxy). AT posts form fields (`id`,
 `status`, `phoneNumber`, `networkCode`, `failureReason`, `retryCount`, ...). Unknown ids,
 intermediate statuses and repeats are acknowledged with 200 so AT stops retrying them.
 """
@@ -16,6 +19,7 @@ from ninja import Router, Schema
 
 from backend.api.openapi import problem_ref
 from backend.commands.outbox import sms_notifications as commands
+from backend.limits import client_address, count_failure, window_key
 from backend.problems import problem_response
 
 router = Router(tags=["sms"], auth=None)
@@ -41,6 +45,7 @@ def _token_ok(given: str | None) -> bool:
     openapi_extra={
         "responses": {
             "403": problem_ref("CallbackForbidden"),
+            "429": problem_ref("TooManyFailedCallbacks"),
             "415": problem_ref("NotFormData"),
             "422": problem_ref("ValidationFailed"),
         },
@@ -60,6 +65,16 @@ def receive_delivery_report(request: HttpRequest) -> HttpResponse:
     (Success) or `failed` (Failed, Rejected); other statuses, unknown ids and repeats change
     nothing. A missing or wrong `token` is a 403."""
     if not _token_ok(request.GET.get("token")):
+        window = settings.SMS_CALLBACK_FAILURE_WINDOW_S
+        key = window_key("sms-callback:failures", client_address(request), window)
+        wait = count_failure({key: settings.SMS_CALLBACK_FAILURES_PER_ADDRESS}, window=window)
+        if wait is not None:
+            return problem_response(
+                429,
+                f"Too many callbacks with a wrong token; retry in {wait} s.",
+                code="too-many-failed-callbacks",
+                headers={"Retry-After": str(wait)},
+            )
         return problem_response(
             403, "Missing or invalid callback token.", code="forbidden", title="Forbidden"
         )

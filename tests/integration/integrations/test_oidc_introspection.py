@@ -17,7 +17,9 @@ from backend.integrations.oidc_introspection import (
     ACTIVE_TTL_SECONDS,
     INACTIVE_TTL_SECONDS,
     UNAVAILABLE_BACKOFF_SECONDS,
+    IntrospectionLimited,
     Introspector,
+    MissBudget,
 )
 from backend.integrations.oidc_jwt import TokenValidator
 from backend.integrations.oidc_keys import RemoteKeys
@@ -55,6 +57,7 @@ def active(issuer: LoopbackIssuer, **claims: Any) -> dict[str, Any]:
         "exp": now + 300,
         "iat": now,
         "token_type": "Bearer",
+        "aud": issuer.audience,
     }
     answer.update(claims)
     return {name: value for name, value in answer.items() if value is not None}
@@ -114,10 +117,19 @@ def test_answers_breaking_a_rule_are_refused(issuer, clock, claims, reason):
         introspector(issuer, clock).introspect(TOKEN)
 
 
-def test_an_answer_without_iss_or_aud_is_accepted(issuer, clock):
-    # Both are optional in RFC 7662; the answer comes from the issuer's own endpoint.
-    issuer.introspection[TOKEN] = active(issuer, iss=None)
+def test_an_answer_without_iss_is_accepted(issuer, clock):
+    # Optional in RFC 7662; the answer comes from the issuer's own endpoint.
+    issuer.introspection[TOKEN] = active(issuer, iss=None, aud=issuer.audience)
     assert introspector(issuer, clock).introspect(TOKEN).subject == "reporting"
+
+
+@pytest.mark.parametrize("aud", [None, [], ""])
+def test_an_answer_without_our_audience_is_refused(issuer, clock, aud):
+    # Issue 24: an answer without `aud` was accepted, so a token the issuer minted for any other
+    # API of the same issuer was good here too.
+    issuer.introspection[TOKEN] = active(issuer, aud=aud)
+    with pytest.raises(InvalidToken, match="aud"):
+        introspector(issuer, clock).introspect(TOKEN)
 
 
 def test_scopes_come_from_the_configured_claims(issuer, clock):
@@ -189,10 +201,99 @@ def test_endpoint_down_is_503_for_new_tokens_only_and_retried_after_the_backoff(
     assert checker.introspect("other").subject == "reporting"
 
 
-def test_wrong_client_credentials_are_503(issuer, clock):
+def test_wrong_client_credentials_make_the_token_invalid_and_are_logged(issuer, clock, caplog):
+    # Contract section 3: a 4xx is not the issuer being down; the log names the variables.
     issuer.introspection[TOKEN] = active(issuer)
-    with pytest.raises(IssuerUnavailable):
+    with pytest.raises(InvalidToken):
         introspector(issuer, clock, client_secret="wrong").introspect(TOKEN)
+    assert "OIDC_CLIENT_SECRET" in caplog.text
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413])
+def test_a_4xx_about_one_token_makes_that_token_invalid_not_the_issuer_down(issuer, clock, status):
+    # Issue 24: one token the issuer answered with 400 made the next valid token a 503.
+    issuer.introspection[TOKEN] = active(issuer)
+    issuer.introspection_status["odd-token"] = status
+    checker = introspector(issuer, clock)
+    with pytest.raises(InvalidToken):
+        checker.introspect("odd-token")
+    assert checker.introspect(TOKEN).subject == "reporting"
+    with pytest.raises(InvalidToken):
+        checker.introspect("odd-token")  # remembered briefly, like an inactive answer
+    assert issuer.introspection_calls == 2
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_5xx_and_429_mean_the_issuer_is_down(issuer, clock, status):
+    issuer.introspection[TOKEN] = active(issuer)
+    issuer.introspection_status["odd-token"] = status
+    checker = introspector(issuer, clock)
+    with pytest.raises(IssuerUnavailable):
+        checker.introspect("odd-token")
+    with pytest.raises(IssuerUnavailable):
+        checker.introspect(TOKEN)  # inside the backoff nobody asks
+
+
+def test_a_timeout_means_the_issuer_is_down(issuer, clock):
+    issuer.introspection[TOKEN] = active(issuer)
+    issuer.introspection_delay = 2.0
+    checker = introspector(issuer, clock, timeout=0.3)
+    with pytest.raises(IssuerUnavailable):
+        checker.introspect(TOKEN)
+
+
+def flood(checker: Introspector, count: int, caller: str, batch: str = "") -> tuple[int, int]:
+    """(refused as invalid, refused as limited) for `count` made-up tokens from `caller`."""
+    invalid, waits = 0, []
+    for index in range(count):
+        try:
+            checker.introspect(f"random{batch}-{caller}-{index}", caller=caller)
+        except InvalidToken:
+            invalid += 1
+        except IntrospectionLimited as exc:
+            waits.append(exc.retry_after)
+    assert all(wait >= 1 for wait in waits)
+    return invalid, len(waits)
+
+
+def test_a_flood_of_random_tokens_from_one_caller_cannot_make_valid_tokens_fail(issuer, clock):
+    # Issue 24: every random token cost an introspection call, and the issuer's errors under
+    # that load marked it down, so valid fresh tokens failed with 503.
+    issuer.introspection[TOKEN] = active(issuer, aud=issuer.audience)
+    issuer.introspection["fresh"] = active(issuer, aud=issuer.audience)
+    checker = introspector(
+        issuer,
+        clock,
+        caller_budget=MissBudget(per_second=1, burst=5),
+        overall_budget=MissBudget(per_second=100, burst=100),
+    )
+    assert checker.introspect(TOKEN, caller="10.0.0.1").subject == "reporting"
+    assert flood(checker, 60, "10.6.6.6") == (5, 55)
+    assert issuer.introspection_calls == 1 + 5
+    assert checker.introspect(TOKEN, caller="10.6.6.6").subject == "reporting"  # cached
+    assert checker.introspect("fresh", caller="10.0.0.2").subject == "reporting"
+    clock.now += 2  # the flooding caller's budget refills slowly
+    assert flood(checker, 5, "10.6.6.6", batch="-later") == (2, 3)
+
+
+def test_misses_are_limited_overall_yet_known_tokens_keep_working(issuer, clock):
+    issuer.introspection[TOKEN] = active(issuer, aud=issuer.audience)
+    checker = introspector(
+        issuer,
+        clock,
+        caller_budget=MissBudget(per_second=100, burst=100),
+        overall_budget=MissBudget(per_second=1, burst=10),
+    )
+    checker.introspect(TOKEN, caller="10.0.0.1")
+    invalid = limited = 0
+    for caller in range(30):  # a flood spread over many addresses
+        i, lim = flood(checker, 1, f"10.8.0.{caller}")
+        invalid, limited = invalid + i, limited + lim
+    assert (invalid, limited) == (9, 21)
+    assert checker.introspect(TOKEN, caller="10.0.0.1").subject == "reporting"
+    with pytest.raises(InvalidToken):
+        checker.introspect("random-10.8.0.0-0", caller="10.0.0.1")  # refused earlier: cached
+    assert issuer.introspection_calls == 10
 
 
 def test_unreachable_discovery_is_503(issuer, clock):

@@ -78,14 +78,21 @@ def test_an_unknown_opaque_token_is_401_and_asked_about_once(client, provider_is
     assert oidc.get_validator().introspector.calls == 1
 
 
-def test_wrong_introspection_credentials_are_503_not_a_verdict_on_the_token(
-    client, oidc_provider, settings
+def test_wrong_introspection_credentials_are_a_401_not_the_issuer_down(
+    client, oidc_provider, settings, caplog
 ):
+    # Contract section 3: only 5xx, timeouts and 429 mean the issuer is down; the log says why.
     configure(settings, oidc_provider, OIDC_CLIENT_SECRET="not-the-secret")
     token = oidc_provider.token("opaque-client", "customers:read")
     response = get(client, token)
-    assert response.status_code == 503
-    assert 1 <= int(response["Retry-After"]) <= 5
+    assert response.status_code == 401
+    assert "OIDC_CLIENT_SECRET" in caplog.text
+
+
+def test_an_opaque_token_for_another_api_of_the_issuer_is_401(client, provider_issuer):
+    # No resource named: the provider's introspection answer carries no `aud` for us.
+    token = provider_issuer.token("opaque-client", "customers:read", resource=None)
+    assert get(client, token).status_code == 401
 
 
 def test_without_introspection_credentials_an_opaque_token_is_401(client, oidc_provider, settings):

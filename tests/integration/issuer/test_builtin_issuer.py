@@ -138,13 +138,77 @@ def test_a_wrong_secret_is_refused(client: Client):
     assert response.json()["error"] == "invalid_client"
 
 
-def test_other_grants_are_refused(client: Client):
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"grant_type": "password", "username": "u", "password": "p"},
+        # Was a 500 with a traceback (issue 24): the toolkit's device flow without a code.
+        {"grant_type": "urn:ietf:params:oauth:grant-type:device_code"},
+        {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"},
+        {"grant_type": "authorization_code", "code": "x", "redirect_uri": "https://a.example/"},
+        {"grant_type": "refresh_token", "refresh_token": "x"},
+        {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": "x"},
+        {"grant_type": "Client_Credentials"},
+    ],
+)
+def test_other_grants_are_unsupported_before_the_toolkit_runs(client: Client, fields, monkeypatch):
     credentials = createclient("no-passwords", "customers:read")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the toolkit must not run for another grant type")
+
+    monkeypatch.setattr("oauth2_provider.views.base.TokenView.create_token_response", never)
+    monkeypatch.setattr("django.contrib.auth.authenticate", never)
+    response = client.post("/o/token/", {**fields, **credentials})
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "unsupported_grant_type"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"grant_type": ["client_credentials", "client_credentials"]}, {"grant_type": ""}],
+)
+def test_a_missing_or_repeated_grant_type_is_invalid_request(client: Client, fields):
+    response = client.post("/o/token/", fields)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "multipart/form-data"])
+def test_a_body_that_is_not_a_form_is_a_400(client: Client, content_type: str):
     response = client.post(
-        "/o/token/",
-        {"grant_type": "password", "username": "u", "password": "p", **credentials},
+        "/o/token/", b'{"grant_type": "client_credentials"}', content_type=content_type
     )
     assert response.status_code == 400
+
+
+def test_basic_and_body_credentials_together_are_invalid_request(client: Client):
+    # Issue 24: a decoy id in Basic with the victim's id and secret in the body was counted
+    # against the decoy while the toolkit authenticated the body.
+    victim = createclient("victim", "customers:read")
+    decoy = base64.b64encode(b"decoy:nothing").decode()
+    response = client.post(
+        "/o/token/",
+        {"grant_type": "client_credentials", "scope": "customers:read", **victim},
+        HTTP_AUTHORIZATION=f"Basic {decoy}",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "invalid_request"
+    basic = base64.b64encode(f"{victim['client_id']}:{victim['client_secret']}".encode()).decode()
+    for scheme in ("Basic", "basic", "BASIC"):
+        response = client.post(
+            "/o/token/",
+            {"grant_type": "client_credentials", "client_secret": victim["client_secret"]},
+            HTTP_AUTHORIZATION=f"{scheme} {basic}",
+        )
+        assert response.status_code == 400, (scheme, response.content)
+    # The same id repeated in the body, without a secret, is one set of credentials.
+    response = client.post(
+        "/o/token/",
+        {"grant_type": "client_credentials", "client_id": victim["client_id"]},
+        HTTP_AUTHORIZATION=f"basic {basic}",
+    )
+    assert response.status_code == 200, response.content
 
 
 def test_the_secret_is_stored_hashed():
@@ -154,6 +218,51 @@ def test_the_secret_is_stored_hashed():
     stored = Application.objects.get(client_id=credentials["client_id"]).client_secret
     assert stored != credentials["client_secret"]
     assert credentials["client_secret"] not in stored
+
+
+def test_secrets_are_stored_with_a_fast_salted_hash(client: Client, monkeypatch):
+    # "Check the secret first" means every failure costs one check: with PBKDF2 that was
+    # 0.25-0.45 s of CPU per made-up secret (issue 24). A 128-character random secret needs no
+    # stretching, so a salted SHA-256 keeps a flood of failures as cheap as a 404.
+    from django.contrib.auth import hashers
+    from oauth2_provider.models import Application
+
+    credentials = createclient("fast", "orders:read")
+    stored = Application.objects.get(client_id=credentials["client_id"]).client_secret
+    assert stored.startswith("duka_secret_sha256$")
+
+    def slow(*args, **kwargs):
+        raise AssertionError("no key-stretching hasher may run for a client secret")
+
+    for name in ("PBKDF2PasswordHasher", "MD5PasswordHasher"):
+        monkeypatch.setattr(getattr(hashers, name), "verify", slow)
+    assert token_with_basic(client, credentials, "orders:read")["scope"] == "orders:read"
+    wrong = {**credentials, "client_secret": "guess"}
+    response = client.post("/o/token/", {"grant_type": "client_credentials", **wrong})
+    assert response.status_code == 401
+
+
+def test_a_secret_stored_with_another_hasher_is_rehashed_on_its_first_success(client: Client):
+    from django.contrib.auth.hashers import make_password
+    from oauth2_provider.models import Application
+
+    credentials = createclient("legacy", "orders:read")
+    application = Application.objects.get(client_id=credentials["client_id"])
+    # As `createclient` stored it before: the default (here MD5, in production PBKDF2).
+    Application.objects.filter(pk=application.pk).update(
+        client_secret=make_password(credentials["client_secret"], hasher="md5")
+    )
+    wrong = {**credentials, "client_secret": "guess"}
+    assert (
+        client.post("/o/token/", {"grant_type": "client_credentials", **wrong}).status_code == 401
+    )
+    assert Application.objects.get(pk=application.pk).client_secret.startswith("md5$")
+
+    token_with_basic(client, credentials, "orders:read")
+    assert Application.objects.get(pk=application.pk).client_secret.startswith(
+        "duka_secret_sha256$"
+    )
+    assert token_with_basic(client, credentials, "orders:read")["scope"] == "orders:read"
 
 
 @pytest.mark.parametrize("scopes", ["customers:read admin", "", "orders:*"])
