@@ -25,8 +25,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 def _database() -> None:
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"SET LOCAL statement_timeout = {CHECK_TIMEOUT_SECONDS * 1000}")
+        cursor.execute(f"SET LOCAL statement_timeout = {CHECK_TIMEOUT_SECONDS * 1000}")
         cursor.execute("SELECT 1")
 
 

@@ -49,8 +49,7 @@ class OutboxPendingCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    cursor.execute(f"SET LOCAL statement_timeout = {OUTBOX_QUERY_TIMEOUT_MS}")
+                cursor.execute(f"SET LOCAL statement_timeout = {OUTBOX_QUERY_TIMEOUT_MS}")
                 # By table name: observability imports nothing of the write side.
                 cursor.execute("SELECT COUNT(*) FROM sms_notifications WHERE status = 'pending'")
                 (pending,) = cursor.fetchone()
