@@ -21,29 +21,15 @@ limit_request_field_size = 32768
 limit_request_line = 8190
 
 # --- Balance between the worker processes ---------------------------------------------------
-# A gthread worker keeps a keep-alive connection in the process that accepted it for as long as
-# the connection lives, and accepts up to worker_connections (1000) of them. With the master's
-# one shared listening socket, whichever worker reaches accept() first takes a new connection,
-# so a client that opens its connections at once (wrk's 32, a proxy's upstream pool) can find
-# all of them in one process: one core busy, the other idle (seen in a bench run; reproduced by
-# pausing one worker for 0.3 s while wrk connects: 100 %/0 % of a core for the whole run).
-#
+# A gthread worker keeps each keep-alive connection it accepted, so with one shared listening
+# socket a client that opens its connections at once (a proxy's pool) can land them all in one
+# process. Two settings spread them (docs/performance.md, "Balance between web processes"):
 # 1. One listening socket per worker (SO_REUSEPORT; WEB_REUSE_PORT=0 turns it off): the kernel
-#    assigns each new connection to a worker by a hash of its addresses, whichever process is
-#    awake, so 32 connections split about evenly (16 +- 3) instead of by an accept() race.
+#    assigns connections by a hash of their addresses, not by which worker is awake.
 reuse_port = os.environ.get("WEB_REUSE_PORT", "1").strip().lower() not in {"0", "false", "no"}
 # 2. At most WEB_KEEPALIVE_REQUESTS requests per keep-alive connection (0: no bound): the last
-#    response says `Connection: close`, the client reconnects, and the kernel draws a worker
-#    again, so an uneven first draw and long-lived proxy connections even out within seconds.
-#    Alone (one shared socket) it does not: the worker that just closed the connection is the
-#    one awake when the client reconnects and usually takes it back (65 %/25 % of a core in the
-#    same experiment; with both settings 28 %/29 %). The cost is one TCP connect per N requests:
-#    a new connection costs the web 0.14-0.21 ms of CPU (wrk on /healthz with `Connection:
-#    close` on every request: 0.93-1.07 ms per request, against 0.77-0.86 with keep-alive), so
-#    at 100 about 0.002 ms per request, 0.2 % of a /healthz. gthread waits in its main loop
-#    (at most 2 s) for the client to close its side, which every client that honours
-#    `Connection: close` (wrk, proxies, HTTP libraries) does at once.
-#    100 is nginx's former default for the same setting (keepalive_requests).
+#    response says `Connection: close` and the reconnect is assigned afresh, so an uneven first
+#    draw evens out. 100 is nginx's former default for the same setting (keepalive_requests).
 KEEPALIVE_REQUESTS = int(os.environ.get("WEB_KEEPALIVE_REQUESTS", "100"))
 
 # Before reusing a keep-alive connection gunicorn drains at most this much of a body the

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 
 from backend import projections
-from backend.commands import webhooks
 from backend.commands.clock import now_ms
 from backend.commands.idempotency import IdempotencyClaim, complete_claim
 from backend.commands.models import Customer
+from backend.commands.outbox import webhook_deliveries
 from backend.commands.phone import normalize_phone_number
 from backend.commands.transactions import handler
 from backend.errors import (
@@ -93,7 +93,7 @@ def create_customer(cmd: CreateCustomer, *, idempotency: IdempotencyClaim | None
         updated_at=now,
     )
     _save(customer, created=True)
-    webhooks.record_customer_event("customer.created", customer.pk)
+    webhook_deliveries.record_customer_event("customer.created", customer.pk)
     if idempotency is not None:
         complete_claim(idempotency, resource_id=customer.pk)
     return customer.pk
@@ -160,7 +160,7 @@ def _update(
         customer.phone_number = _phone(phone_number)
     customer.updated_at = now_ms()
     _save(customer, created=False)
-    webhooks.record_customer_event("customer.updated", customer.pk)
+    webhook_deliveries.record_customer_event("customer.updated", customer.pk)
     return customer.pk
 
 
@@ -170,6 +170,6 @@ def delete_customer(cmd: DeleteCustomer, *, if_match: IfMatch = None) -> None:
     # The customer row is locked, so no order can be placed for it between this check and the delete.
     if customer.orders.exists():
         raise CustomerHasOrders(f"Customer {cmd.customer_id} has orders and cannot be deleted.")
-    webhooks.record_customer_event("customer.deleted", cmd.customer_id)  # its last state
+    webhook_deliveries.record_customer_event("customer.deleted", cmd.customer_id)  # its last state
     customer.delete()
     projections.apply_customer_deleted(cmd.customer_id)

@@ -67,7 +67,7 @@ class SmsNotification(models.Model):
     status = models.CharField(max_length=16, choices=SmsStatus.choices, default=SmsStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     # Unique through Meta.constraints, not `unique=True`: that also builds a `varchar_pattern_ops`
-    # index for LIKE, which nothing runs and every write of the row maintained (decision 30).
+    # index for LIKE, which nothing runs and every write of the row maintained.
     gateway_message_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 - NULLs never collide under the constraint, empty strings would
     cost = models.CharField(max_length=32, blank=True, default="")
     last_error = models.TextField(blank=True, default="")

@@ -19,10 +19,11 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from backend import projections
-from backend.commands import outbox, webhooks
+from backend.commands import outbox
 from backend.commands.clock import now_ms
 from backend.commands.idempotency import IdempotencyClaim, complete_claim
 from backend.commands.models import Order, SmsNotification
+from backend.commands.outbox import webhook_deliveries
 from backend.commands.transactions import handler
 from backend.errors import InvalidField, NotFound
 from backend.observability.context import current_request_id
@@ -32,10 +33,12 @@ from backend.queries.resources import OrderOut
 
 ORDER_CREATED = "order.created"
 
-_LOCK_CUSTOMER = """
-    SELECT code, name, phone_number, nextval(pg_get_serial_sequence('orders', 'id'))
+# The customer locked, the order's id drawn and the endpoints told of new orders, in one trip.
+_LOCK_CUSTOMER = f"""
+    SELECT code, name, phone_number, nextval(pg_get_serial_sequence('orders', 'id')),
+           {webhook_deliveries.SUBSCRIBED_SQL}
     FROM customers WHERE id = %s FOR UPDATE
-"""
+"""  # noqa: S608 - model metadata, not input
 # The resource's fields the order row holds (the others come from its customer and its SMS).
 _FROM_ORDER = [
     name
@@ -66,11 +69,11 @@ def place_order(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None = None)
     SMS once this commits."""
     with connection.cursor() as cursor:
         # Locking the customer serialises its orders, which keeps its aggregates exact.
-        cursor.execute(_LOCK_CUSTOMER, [cmd.customer_id])
+        cursor.execute(_LOCK_CUSTOMER, [ORDER_CREATED, cmd.customer_id])
         found = cursor.fetchone()
         if found is None:
             raise InvalidField("customer_id", f"Customer {cmd.customer_id} does not exist.")
-        code, name, phone, order_id = found
+        code, name, phone, order_id, endpoint_ids = found
         order = Order(id=order_id, time=now_ms(), **dataclasses.asdict(cmd))
         placed = OrderOut(
             **{field: getattr(order, field) for field in _FROM_ORDER},
@@ -101,7 +104,9 @@ def place_order(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None = None)
             _insert("v", OrderView(**placed.model_dump()), params),
         ]
         cursor.execute(f"WITH {', '.join(ctes)} {projections.ORDER_PLACED}", params)
-    webhooks.record_event(ORDER_CREATED, subject=f"order:{order_id}", data=placed.data)
+    webhook_deliveries.record_event(
+        ORDER_CREATED, subject=f"order:{order_id}", data=placed.data, endpoint_ids=endpoint_ids
+    )
     if idempotency is not None:
         complete_claim(idempotency, resource_id=order_id)
     transaction.on_commit(lambda: order_placed.send(sender=Order, order_id=order_id))

@@ -22,7 +22,7 @@ SmsStatus = Literal["pending", "sent", "delivered", "failed"]
 
 Money = Annotated[
     Decimal,
-    PlainSerializer(lambda value: f"{value:.2f}", return_type=str),
+    PlainSerializer(lambda value: f"{value:.2f}", return_type=str, when_used="json"),
     Field(description="Decimal string with two places."),
 ]
 

@@ -1,4 +1,4 @@
-"""Webhook endpoint reads (`webhook_endpoints`, written by `backend.commands.webhooks`).
+"""Webhook endpoint reads (`webhook_endpoints`, written by `backend.commands.webhook_endpoints`).
 
 Plain SQL over the table, so this package never imports the write side's models. Reads go to
 the primary (the default connection): an endpoint is read back right after it is created.

@@ -82,13 +82,11 @@ def test_customer_detail_is_one_query(api, customer_id, django_assert_num_querie
 
 @pytest.mark.django_db(transaction=True)
 def test_place_order_queries(api, customer_id, django_assert_num_queries):
-    """Read the customer, draw the order id and look up the endpoints subscribed to
-    `order.created`; then one statement locks the customer and writes the order, its outbox row,
-    its order_view row and the customer_view aggregates (and event rows, when subscribed). The
-    body is built from what was written: no read-back. (Outside the test's transaction, as in
-    production: no BEGIN/COMMIT, a single statement is atomic on its own.)"""
+    """BEGIN; lock the customer, draw the order id and look up the endpoints subscribed to
+    `order.created`; one statement writes the order, its outbox row, its order_view row and the
+    customer_view aggregates; COMMIT. The body is built from what was written: no read-back."""
     _warm(api)
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(4):
         response = api.post("orders/", {"customer_id": customer_id, "item": "Widget", "amount": 5})
     assert response.status_code == 201, response.content
 

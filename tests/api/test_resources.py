@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from backend.commands import webhooks
+from backend.commands import webhook_endpoints as webhooks
 from backend.commands.models import SmsNotification, WebhookDelivery
 from backend.projections import rebuild_all
 from backend.queries.models import CustomerView, OrderView

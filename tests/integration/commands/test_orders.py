@@ -14,7 +14,7 @@ from tests.factories import make_customer, make_order
 @pytest.mark.django_db
 def test_place_order_writes_order_projections_and_outbox():
     cid = make_customer(name="Jane", code="J1", phone_number="+254712345678")
-    oid = place_order(PlaceOrder(customer_id=cid, item=" Widget ", amount=Decimal("1500"))).id
+    oid = place_order(PlaceOrder(customer_id=cid, item="Widget", amount=Decimal("1500"))).id
     order = Order.objects.get(pk=oid)
     view = OrderView.objects.get(pk=oid)
     customer = CustomerView.objects.get(pk=cid)

@@ -65,7 +65,7 @@ def test_a_rolled_back_order_publishes_nothing(stub_broker, monkeypatch):
     def fail_after_the_outbox_row(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the transaction fails after the outbox row was written")
 
-    monkeypatch.setattr(orders.webhooks, "record_event", fail_after_the_outbox_row)
+    monkeypatch.setattr(orders.webhook_deliveries, "record_event", fail_after_the_outbox_row)
     with pytest.raises(RuntimeError):
         orders.place_order(cmd)
 

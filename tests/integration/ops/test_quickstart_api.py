@@ -10,8 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = r"""
-import json, django
+import json, secrets, django
 django.setup()
+tag = secrets.token_hex(4)  # the embedded database keeps earlier runs' rows
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.test import Client
@@ -24,19 +25,20 @@ token = c.post("/o/token/", {"grant_type": "client_credentials",
                "scope": "customers:read customers:write orders:read orders:write"},
                HTTP_AUTHORIZATION=f"Basic {basic}").json()["access_token"]
 h = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-customer = c.post("/api/v1/customers/", {"name": "Jane", "code": "J_1", "phone_number": "0712345678"},
+customer = c.post("/api/v1/customers/", {"name": "Jane", "code": f"J_{tag}", "phone_number": "0712345678"},
                   content_type="application/json", **h).json()
 orders = [c.post("/api/v1/orders/", {"customer_id": customer["id"], "item": "W", "amount": a},
                  content_type="application/json", **h).json() for a in ("1500", "0.10", 2)]
-first = c.get("/api/v1/orders/?limit=2", **h).json()
-rest = c.get("/api/v1/orders/?limit=2&cursor=" + first["next_cursor"], **h).json()
-since = c.get("/api/v1/orders/", {"since": orders[1]["time"]}, **h).json()
+mine = f"/api/v1/orders/?customer_id={customer['id']}&limit=2"
+first = c.get(mine, **h).json()
+rest = c.get(mine + "&cursor=" + first["next_cursor"], **h).json()
+since = c.get("/api/v1/orders/", {"customer_id": customer["id"], "since": orders[1]["time"]}, **h).json()
 print(json.dumps({
     "customer": c.get(f"/api/v1/customers/{customer['id']}/", **h).json(),
     "order": c.get(f"/api/v1/orders/{orders[0]['id']}/", **h).json(),
     "pages": [[o["id"] for o in first["items"]], [o["id"] for o in rest["items"]]],
     "since": [o["id"] for o in since["items"]],
-    "search": [x["id"] for x in c.get("/api/v1/customers/?search=j_", **h).json()["items"]],
+    "search": [x["id"] for x in c.get(f"/api/v1/customers/?search=j_{tag}", **h).json()["items"]],
     "ids": [o["id"] for o in orders],
 }))
 """

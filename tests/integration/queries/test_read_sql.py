@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from datetime import timedelta
 
 import pytest
@@ -23,9 +22,11 @@ def test_rows_equal_the_orm_values_with_the_same_types():
         (get_order(order_id), OrderView, order_id),
         (get_customer(customer_id), CustomerView, customer_id),
     ):
-        orm = model.objects.filter(id=pk).values(*asdict(view)).get()
-        assert orm == asdict(view)
-        assert {k: type(v) for k, v in orm.items()} == {k: type(v) for k, v in asdict(view).items()}
+        orm = model.objects.filter(id=pk).values(*type(view).model_fields).get()
+        assert orm == view.model_dump()
+        assert {k: type(v) for k, v in orm.items()} == {
+            k: type(v) for k, v in view.model_dump().items()
+        }
     assert get_order(order_id).time.utcoffset() == timedelta(0)
 
 
