@@ -8,8 +8,9 @@ import json
 import pytest
 from django.db import transaction
 
-from backend.commands import customers, webhooks
+from backend.commands import customers
 from backend.commands.models import WebhookDelivery, WebhookEndpoint
+from backend.commands.outbox import webhook_deliveries as webhooks
 from backend.errors import DuplicateCode
 
 pytestmark = pytest.mark.django_db
