@@ -320,9 +320,29 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
         )
 
 
-def _render(helm: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+# The CRD APIs of a cluster with the Prometheus Operator and KEDA (the chart renders their
+# objects only where the cluster serves them).
+CRD_APIS = [
+    "--api-versions=monitoring.coreos.com/v1/ServiceMonitor",
+    "--api-versions=monitoring.coreos.com/v1/PrometheusRule",
+    "--api-versions=keda.sh/v1alpha1/ScaledObject",
+]
+
+
+def _render(
+    helm: str, root: Path, *args: str, apis: bool = True, namespace: str = "duka"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - helm binary chosen by validate-deploy
-        [helm, "template", "duka", str(root / "helm/duka"), "--namespace", "duka", *args],
+        [
+            helm,
+            "template",
+            "duka",
+            str(root / "helm/duka"),
+            "--namespace",
+            namespace,
+            *(CRD_APIS if apis else []),
+            *args,
+        ],
         capture_output=True,
         text=True,
     )
@@ -345,6 +365,10 @@ def chart_invariants(root: Path, helm: str, out: Path) -> None:
         "OIDC_RSA_PRIVATE_KEY",
         "--set",
         "secrets.DJANGO_SECRET_KEY=x",
+        "--set",
+        "secrets.DATABASE_URL=postgres://u:p@db:5432/duka",
+        "--set",
+        "secrets.REDIS_URL=redis://redis:6379/0",
     )
     # A misspelt config key or an impossible Secret name fails instead of being ignored.
     expect_refusal(
