@@ -15,6 +15,9 @@ cd-run ROOT HELM HELM_SHA256 OUTDIR
                                 result (see cd_run).
 chart-invariants ROOT HELM OUTDIR
                                 properties of rendered manifests that schemas cannot express.
+chart-v3 ROOT HELM              the same for the defects of issue 25: Argo CD migrations, default-
+                                deny NetworkPolicies, required URLs, worker scaling, cross-field
+                                values, CRD capability checks, release-scoped alerts.
 live-prometheus ROOT OUTDIR     see live_prometheus.py.
 """
 
@@ -497,6 +500,278 @@ def chart_invariants(root: Path, helm: str, out: Path) -> None:
     print(f"chart invariants hold ({shlex.quote(helm)})")
 
 
+def _labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def _pods(docs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """(object, pod labels) of every object of `docs` that makes pods."""
+    for doc in docs:
+        if doc["kind"] in {"Deployment", "Job"}:
+            yield doc, doc["spec"]["template"]["metadata"].get("labels", {})
+        elif doc["kind"] == "Pod":
+            yield doc, doc["metadata"].get("labels", {})
+
+
+def _annotations(doc: dict[str, Any]) -> dict[str, str]:
+    return doc["metadata"].get("annotations") or {}
+
+
+def chart_v3(root: Path, helm: str) -> None:
+    """Rendered properties of issue 25 (platform v3), each tied to one of its defects."""
+    failures: list[str] = []
+    base = ["--set", "existingSecret=duka-env"]
+
+    def render(*args: str, apis: bool = True, namespace: str = "duka") -> list[dict[str, Any]]:
+        result = _render(helm, root, *args, apis=apis, namespace=namespace)
+        if result.returncode:
+            failures.append(f"render {' '.join(args)} failed: {result.stderr.strip()[-300:]}")
+            return []
+        return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+    def expect_refusal(why: str, needle: str, *args: str) -> None:
+        result = _render(helm, root, *args)
+        if result.returncode == 0 or needle not in result.stderr:
+            failures.append(f"{why}: render did not fail naming {needle!r}: {result.stderr[-300:]}")
+
+    # (4) DATABASE_URL and REDIS_URL are required at render when the chart makes the Secret.
+    keys = ["--set", "secrets.DJANGO_SECRET_KEY=x", "--set", "secrets.OIDC_RSA_PRIVATE_KEY=y"]
+    expect_refusal("chart Secret without DATABASE_URL", "secrets.DATABASE_URL", *keys)
+    expect_refusal(
+        "chart Secret without REDIS_URL",
+        "secrets.REDIS_URL",
+        *keys,
+        "--set",
+        "secrets.DATABASE_URL=postgres://u:p@db:5432/duka",
+    )
+
+    # (9) Cross-field and closed-object checks of the values.
+    expect_refusal(
+        "shutdown margin above the grace period",
+        "shutdownMarginSeconds",
+        *base,
+        "--set",
+        "worker.shutdownMarginSeconds=70",
+    )
+    for component in ("web", "worker"):
+        for value in ("0", "0%"):
+            expect_refusal(
+                f"{component}.pdb.maxUnavailable={value} (blocks every drain)",
+                "maxUnavailable",
+                *base,
+                "--set-string" if value.endswith("%") else "--set",
+                f"{component}.pdb.maxUnavailable={value}",
+            )
+    expect_refusal(
+        "misspelt probe field",
+        "timeoutSecond",
+        *base,
+        "--set",
+        "web.readinessProbe.timeoutSecond=3",
+    )
+    expect_refusal(
+        "misspelt httpGet field", "pth", *base, "--set", "worker.livenessProbe.httpGet.pth=/x"
+    )
+
+    # (2) migrations.mode=job: no Helm hook (Argo CD would run it as PreSync, before the Secrets
+    # of the same sync exist), a sync-wave before the Deployments', the release's own Secret.
+    hook_docs = render(*base)
+    job = next((d for d in hook_docs if d["kind"] == "Job"), {"metadata": {}})
+    if "pre-install" not in _annotations(job).get("helm.sh/hook", ""):
+        failures.append("migrations.mode=hook (default): the migrate Job is not a pre-install hook")
+    job_docs = render(*base, "--set", "migrations.mode=job")
+    for doc in job_docs:
+        hook = _annotations(doc).get("helm.sh/hook")
+        if hook and hook != "test":
+            failures.append(f"mode job: {doc['kind']} {doc['metadata']['name']} is a {hook} hook")
+    jobs = [d for d in job_docs if d["kind"] == "Job"]
+    if len(jobs) != 1:
+        failures.append(f"mode job: {len(jobs)} Jobs rendered")
+    else:
+        job = jobs[0]
+        wave = _annotations(job).get("argocd.argoproj.io/sync-wave")
+        if wave is None:
+            failures.append("mode job: the migrate Job has no argocd.argoproj.io/sync-wave")
+        else:
+            for doc in job_docs:
+                if doc["kind"] == "Deployment":
+                    later = _annotations(doc).get("argocd.argoproj.io/sync-wave")
+                    if later is None or int(later) <= int(wave):
+                        failures.append(
+                            f"mode job: Deployment {doc['metadata']['name']} wave {later} "
+                            f"is not after the Job's {wave}"
+                        )
+        spec = job["spec"]["template"]["spec"]
+        refs = [
+            e["secretRef"]["name"] for e in spec["containers"][0]["envFrom"] if "secretRef" in e
+        ]
+        if refs != ["duka-env"]:
+            failures.append(f"mode job: the Job reads Secret {refs}, not existingSecret duka-env")
+        if spec.get("serviceAccountName") != "duka":
+            failures.append(f"mode job: the Job runs as {spec.get('serviceAccountName')}, not duka")
+        other = render(*base, "--set", "migrations.mode=job", "--set", "image.tag=other")
+        names = {d["metadata"]["name"] for d in other if d["kind"] == "Job"}
+        if job["metadata"]["name"] in names:
+            failures.append("mode job: a new image keeps the Job name (its template is immutable)")
+
+    # (3) Default-deny namespaces: every pod of the chart (the migrate Job and the `helm test`
+    # pod included) is selected by a policy of the chart that allows it egress; in hook mode the
+    # migrate Job's policy is itself a hook created before the Job.
+    for case, args in (
+        ("hook mode", base),
+        ("job mode", [*base, "--set", "migrations.mode=job"]),
+        ("egress listed", ["-f", str(root / "helm/duka/ci/all-on-values.yaml")]),
+    ):
+        docs = render(*args)
+        policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+        for obj, labels in _pods(docs):
+            mine = [
+                p
+                for p in policies
+                if _labels_match(p["spec"]["podSelector"].get("matchLabels", {}), labels)
+            ]
+            egress = [
+                p
+                for p in mine
+                if "Egress" in p["spec"].get("policyTypes", []) and p["spec"].get("egress")
+            ]
+            where = f"{case}: {obj['kind']} {obj['metadata']['name']}"
+            if not egress:
+                failures.append(f"{where}: no NetworkPolicy of the chart allows its egress")
+                continue
+            hook = _annotations(obj).get("helm.sh/hook", "")
+            if "pre-install" in hook:
+                weight = int(_annotations(obj).get("helm.sh/hook-weight", "0"))
+                early = [
+                    p
+                    for p in egress
+                    if "pre-install" in _annotations(p).get("helm.sh/hook", "")
+                    and int(_annotations(p).get("helm.sh/hook-weight", "0")) < weight
+                ]
+                if not early:
+                    failures.append(f"{where}: its NetworkPolicy is not a hook created before it")
+            if obj["kind"] == "Pod":  # the helm test pod reaches the web pods
+                targets = [
+                    peer.get("podSelector", {})
+                    .get("matchLabels", {})
+                    .get("app.kubernetes.io/component")
+                    for p in egress
+                    for rule in p["spec"]["egress"]
+                    for peer in rule.get("to", [])
+                ]
+                if "web" not in targets and not any(
+                    rule == {} for p in egress for rule in p["spec"]["egress"]
+                ):
+                    failures.append(f"{where}: its NetworkPolicy does not allow the web pods")
+
+    # (5) Worker scaling: autoscaling.enabled alone scales on both queues' backlog, no CPU; the
+    # External metric is the adapter's max, not the raw per-pod gauge an adapter would sum.
+    docs = render(*base, "--set", "worker.autoscaling.enabled=true")
+    hpa = next(
+        (
+            d
+            for d in docs
+            if d["kind"] == "HorizontalPodAutoscaler" and d["metadata"]["name"] == "duka-worker"
+        ),
+        None,
+    )
+    if hpa is None:
+        failures.append("worker.autoscaling.enabled=true renders no worker HPA")
+    else:
+        metrics = hpa["spec"]["metrics"]
+        if any(m["type"] == "Resource" for m in metrics):
+            failures.append("worker.autoscaling.enabled=true alone still scales on CPU")
+        external = [m["external"] for m in metrics if m["type"] == "External"]
+        queues = {m["metric"]["selector"]["matchLabels"].get("queue") for m in external}
+        if queues != {"sms", "webhooks"}:
+            failures.append(
+                f"worker HPA watches queues {sorted(q or '' for q in queues)}, not sms and webhooks"
+            )
+        names = {m["metric"]["name"] for m in external}
+        deploy_doc = (root / "docs/deploy.md").read_text()
+        for name in names:
+            if (
+                name == "duka_queue_depth"
+                or f"{name}" not in deploy_doc
+                or "max by (namespace, job, queue)" not in deploy_doc
+            ):
+                failures.append(
+                    f"worker HPA metric {name}: not an adapter-side max (docs/deploy.md must give "
+                    "the prometheus-adapter rule `max by (namespace, job, queue)` for it)"
+                )
+    keda = render("-f", str(root / "helm/duka/ci/keda-values.yaml"))
+    scaled = [d for d in keda if d["kind"] == "ScaledObject"]
+    queries = [t["metadata"]["query"] for d in scaled for t in d["spec"]["triggers"]]
+    if not all(q.startswith("max(") for q in queries) or not all(
+        any(f'queue="{queue}"' in q for q in queries) for queue in ("sms", "webhooks")
+    ):
+        failures.append(f"KEDA triggers {queries}: not max() over both sms and webhooks")
+
+    # Capability checks: the CRD objects only where the cluster serves their API.
+    for values, kinds in (
+        ("all-on-values.yaml", {"ServiceMonitor", "PrometheusRule"}),
+        ("keda-values.yaml", {"ScaledObject"}),
+    ):
+        args = ["-f", str(root / "helm/duka/ci" / values)]
+        without = {d["kind"] for d in render(*args, apis=False)} & kinds
+        with_apis = {d["kind"] for d in render(*args)} & kinds
+        if without:
+            failures.append(
+                f"{values}: {sorted(without)} rendered for a cluster without their CRDs"
+            )
+        if with_apis != kinds:
+            failures.append(
+                f"{values}: {sorted(kinds - with_apis)} missing although their API is served"
+            )
+
+    # (8) Alerts scoped to the release; DukaMetricsAbsent only with the ServiceMonitor.
+    rules_args = ["-f", str(root / "helm/duka/ci/all-on-values.yaml")]
+    for namespace in ("duka", "staging"):
+        docs = render(*rules_args, namespace=namespace)
+        rule = next((d for d in docs if d["kind"] == "PrometheusRule"), {"spec": {"groups": []}})
+        scope = f'namespace="{namespace}"'
+        for group in rule["spec"]["groups"]:
+            for item in group["rules"]:
+                expr = item["expr"]
+                bare = re.findall(r"\b((?:duka|django)_[a-z0-9_]+)\b(?!\{)", expr)
+                selectors = re.findall(r"\b(?:duka|django|up)[a-z0-9_]*\{([^}]*)\}", expr)
+                unscoped = [s for s in selectors if scope not in s or "job=" not in s]
+                if bare or unscoped or not selectors:
+                    failures.append(
+                        f"{namespace}: {item.get('alert', item.get('record'))} matches other "
+                        f"releases (selectors without {scope} and job): {expr.strip()[:160]}"
+                    )
+    no_sm = render(*rules_args, "--set", "metrics.serviceMonitor.enabled=false")
+    alerts = {
+        item.get("alert")
+        for d in no_sm
+        if d["kind"] == "PrometheusRule"
+        for group in d["spec"]["groups"]
+        for item in group["rules"]
+    }
+    if "DukaMetricsAbsent" in alerts:
+        failures.append(
+            "DukaMetricsAbsent rendered without the ServiceMonitor: it would fire forever"
+        )
+
+    # (8) The dashboard's 5xx panel leaves probes and scrapes out, like the alert.
+    dashboard = json.loads((root / "helm/duka/files/dashboard.json").read_text())
+    for panel in _panels(dashboard.get("panels", [])):
+        if "5xx" in panel.get("title", ""):
+            for target in panel.get("targets", []):
+                for selector in re.findall(r"\{([^}]*)\}", target["expr"]):
+                    if not all(
+                        v in selector for v in ("healthz", "readyz", "prometheus-django-metrics")
+                    ):
+                        failures.append(
+                            f"panel {panel['title']!r}: a selector counts probes/scrapes: {{{selector}}}"
+                        )
+
+    if failures:
+        raise SystemExit("platform v3 invariants violated:\n  " + "\n  ".join(failures))
+    print(f"platform v3 chart invariants hold ({shlex.quote(helm)})")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) == 3 and argv[0] == "dashboard-rules":
         dashboard_rules(argv[1], argv[2])
@@ -506,6 +781,8 @@ def main(argv: list[str]) -> None:
         cd_run(Path(argv[1]), argv[2], argv[3], Path(argv[4]))
     elif len(argv) == 4 and argv[0] == "chart-invariants":
         chart_invariants(Path(argv[1]), argv[2], Path(argv[3]))
+    elif len(argv) == 3 and argv[0] == "chart-v3":
+        chart_v3(Path(argv[1]), argv[2])
     else:
         raise SystemExit(__doc__)
 
