@@ -15,6 +15,7 @@ cd-run ROOT HELM HELM_SHA256 OUTDIR
                                 result (see cd_run).
 chart-invariants ROOT HELM OUTDIR
                                 properties of rendered manifests that schemas cannot express.
+ci-parity ROOT                  ci.yml runs every command of .ci/run, the tests through .ci/tests.
 chart-v3 ROOT HELM              the same for the defects of issue 25: Argo CD migrations, default-
                                 deny NetworkPolicies, required URLs, worker scaling, cross-field
                                 values, CRD capability checks, release-scoped alerts.
@@ -146,6 +147,7 @@ CD_SAMPLES = {
     "needs.promote.outputs.repository": "ghcr.io/example/duka",
     "needs.promote.outputs.digest": "sha256:" + "ab" * 32,
     "github.event.workflow_run.head_sha": "0123456789abcdef0123456789abcdef01234567",
+    "matrix.environment": "staging",
 }
 CD_SITE_VALUES = (
     "existingSecret: duka-env\n"
@@ -153,25 +155,43 @@ CD_SITE_VALUES = (
     "config:\n  OIDC_ISSUER: https://login.example.com/realms/duka\n"
 )
 HELM_SHIM = """#!/usr/bin/env bash
-# helm as cd.yml calls it, rendered offline: `upgrade --install R C ...` becomes `template R C ...`.
+# helm as cd.yml calls it, offline: `upgrade --install R C ...` becomes `template R C ...`;
+# status answers SHIM_STATUS (revision SHIM_REVISION), test fails when SHIM_TEST_FAIL is set;
+# rollback and uninstall are only logged. Every call and its --timeout go to SHIM_LOG.
 set -euo pipefail
 printf '%s\\n' "$*" >>"$SHIM_LOG"
+timeout=""
+for ((i = 1; i <= $#; i++)); do
+  if [[ ${!i} == --timeout ]]; then j=$((i + 1)); timeout=${!j}; fi
+done
+[[ -z $timeout ]] || echo "timeout $1=$timeout" >>"$SHIM_LOG"
 case "$1" in
   upgrade)
     shift; args=()
     while (($#)); do
       case "$1" in
         --install|--create-namespace|--atomic|--wait) ;;
-        --timeout) echo "timeout=$2" >>"$SHIM_LOG"; shift ;;
+        --timeout) shift ;;
         *) args+=("$1") ;;
       esac
       shift
     done
     exec "$REAL_HELM" template "${args[@]}" >"$SHIM_OUT" ;;
-  test) exit 0 ;;
+  status)
+    printf '{"version": %s, "info": {"status": "%s"}}\\n' "${SHIM_REVISION:-3}" "${SHIM_STATUS:-deployed}" ;;
+  test) [[ -z ${SHIM_TEST_FAIL:-} ]] ;;
+  rollback|uninstall) ;;
   *) echo "helm shim: unexpected helm $1" >&2; exit 1 ;;
 esac
 """
+# (case, site values, shim settings): what a runner meets. "pending": a killed run left the
+# release pending-upgrade; "test-fails": the new revision fails `helm test`.
+CD_CASES = (
+    ("unset", "", {}),
+    ("set", CD_SITE_VALUES, {}),
+    ("pending", CD_SITE_VALUES, {"SHIM_STATUS": "pending-upgrade"}),
+    ("test-fails", CD_SITE_VALUES, {"SHIM_TEST_FAIL": "1"}),
+)
 
 
 def _expression_value(value: str, case_values: str, runner_temp: Path) -> str:
@@ -193,12 +213,39 @@ def _expression_value(value: str, case_values: str, runner_temp: Path) -> str:
     return re.sub(r"\$\{\{\s*(.+?)\s*\}\}", sample, value)
 
 
+def _cd_policy(root: Path, job: dict[str, Any]) -> None:
+    """Static CD rules of issue 25: staging before production, no tag re-pointed outside a
+    release, and a job limit above the worst case of its helm calls (checked in cd_run)."""
+    failures = []
+    strategy = job.get("strategy", {})
+    environments = strategy.get("matrix", {}).get("environment", [])
+    if len(environments) < 2 or environments[-1] != "production":
+        failures.append(f"deploy environments {environments}: not staging, then production")
+    if strategy.get("max-parallel") != 1 or strategy.get("fail-fast") is not True:
+        failures.append("environments not deployed one at a time, stopping at the first failure")
+    if "matrix.environment" not in str(job.get("environment", {}).get("name", "")):
+        failures.append("the deploy job does not use the matrix's GitHub environment")
+    for path in sorted((root / ".github/workflows").glob("*.yml")):
+        text = path.read_text()
+        if "imagetools create" in text and path.name != "release.yml":
+            failures.append(f"{path.name} re-points an image tag (only release.yml tags versions)")
+    release = root / ".github/workflows/release.yml"
+    if not release.exists():
+        failures.append("no release.yml: version tags are never made immutably")
+    elif "already exists" not in release.read_text():
+        failures.append("release.yml does not refuse to re-point an existing version tag")
+    if failures:
+        raise SystemExit("cd.yml policy:\n  " + "\n  ".join(failures))
+
+
 def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
-    """Run the deploy job's `run:` blocks with HELM_VALUES set and unset, as a runner would."""
+    """Run the deploy job's `run:` blocks as a runner would, in the cases of CD_CASES."""
     workflow = yaml.safe_load((root / ".github/workflows/cd.yml").read_text())
     job = workflow["jobs"]["deploy"]
+    _cd_policy(root, job)
     out.mkdir(parents=True, exist_ok=True)
-    for case, site_values in (("unset", ""), ("set", CD_SITE_VALUES)):
+    limits: dict[str, list[tuple[str, int]]] = {}  # case -> (helm command, --timeout) in order
+    for case, site_values, shim in CD_CASES:
         runner = out / case
         # Where cd.yml's install step puts helm: the shim stands in for it (and for PATH's).
         for bin_dir in (runner / "helm" / "bin", out / "bin"):
@@ -218,6 +265,7 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
             "HELM_CACHE_HOME": str(runner / "helm-cache"),
             "HELM_CONFIG_HOME": str(runner / "helm-config"),
             "HELM_DATA_HOME": str(runner / "helm-data"),
+            **shim,
         }
         for name in ("GITHUB_ENV", "GITHUB_PATH", "GITHUB_OUTPUT", "SHIM_LOG"):
             Path(env[name]).write_text("")
@@ -225,10 +273,13 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
             {k: _expression_value(str(v), site_values, runner) for k, v in job["env"].items()}
         )
         refused = False
+        failed_step = None
         for step in job["steps"]:
             script = step.get("run")
             if script is None:
                 continue
+            if failed_step is not None and "always()" not in str(step.get("if", "")):
+                continue  # a runner skips the rest after a failure, but for if: always()
             where = f"cd.yml deploy step {step.get('name', script.splitlines()[0])!r}"
             if "${{" in script:
                 raise SystemExit(f"{where}: expression inside run: (pass it through env:)")
@@ -258,6 +309,9 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
                     # the render must stop at the chart's lookup refusal, not on the values file.
                     refused = True
                     break
+                if case == "test-fails" and " test " in f" {script} ":
+                    failed_step = where
+                    continue
                 raise SystemExit(f"{where} failed ({case}):\n{result.stdout}{result.stderr}")
             for line in Path(env["GITHUB_ENV"]).read_text().splitlines():
                 key, _, value = line.partition("=")
@@ -265,16 +319,36 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
             if (runner / "values.yaml").exists():  # the last step removes it
                 (runner / "values.seen.yaml").write_text((runner / "values.yaml").read_text())
         if not refused and any((runner / name).exists() for name in ("kubeconfig", "values.yaml")):
-            raise SystemExit("cd.yml: the kubeconfig or the values file outlives the job")
+            raise SystemExit(f"cd.yml ({case}): the kubeconfig or the values file outlives the job")
         values_text = (runner / "values.seen.yaml").read_text()
         values = yaml.safe_load(values_text)
         expected = yaml.safe_load(site_values) if site_values else {}
         if values != expected:
             raise SystemExit(f"HELM_VALUES {case}: values.yaml is {values_text!r}, not the input")
         log = (runner / "helm.log").read_text()
-        timeout = re.search(r"^timeout=(\S+)$", log, re.M)
-        if timeout is None:
+        calls = [line.split()[0] for line in log.splitlines() if not line.startswith("timeout ")]
+        limits[case] = [
+            (m.group(1), _seconds(m.group(2)))
+            for m in re.finditer(r"^timeout (\w+)=(\S+)$", log, re.M)
+        ]
+        timeouts = dict(limits[case])
+        if "upgrade" not in timeouts:
             raise SystemExit("cd.yml: helm upgrade without --timeout")
+        if case == "pending":
+            if "rollback" not in calls or calls.index("rollback") > calls.index("upgrade"):
+                raise SystemExit(
+                    f"cd.yml: a pending-upgrade release is not rolled back first: {calls}"
+                )
+        elif calls.index("upgrade") > 0 and "rollback" in calls[: calls.index("upgrade")]:
+            raise SystemExit(f"cd.yml ({case}): rolled back a healthy release: {calls}")
+        if case == "test-fails":
+            if failed_step is None:
+                raise SystemExit("cd.yml: the job succeeds although helm test failed")
+            if "test" not in calls or "rollback" not in calls[calls.index("test") :]:
+                raise SystemExit(f"cd.yml: a failed helm test is not rolled back: {calls}")
+            print(f"cd.yml, helm test fails: {' -> '.join(calls)}, then the job fails")
+        if case == "pending":
+            print(f"cd.yml, release left pending-upgrade: {' -> '.join(calls)}")
         rendered = runner / "rendered.yaml"
         if case == "unset":
             if not refused:
@@ -284,6 +358,8 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
             print(
                 "cd.yml, HELM_VALUES unset: values.yaml is {}; the render refuses to generate keys"
             )
+            continue
+        if case != "set":
             continue
         if not rendered.exists() or not rendered.read_text().strip():
             raise SystemExit("cd.yml: the helm upgrade step rendered nothing")
@@ -313,14 +389,30 @@ def cd_run(root: Path, real_helm: str, helm_sha256: str, out: Path) -> None:
                     raise SystemExit(
                         f"Deployment {doc['metadata']['name']}: secretRef {refs}, not duka-env"
                     )
-        if deadline is None or deadline >= _seconds(timeout.group(1)):
+        if deadline is None or deadline >= timeouts["upgrade"]:
             raise SystemExit(
-                f"migrate Job activeDeadlineSeconds {deadline} is not below helm --timeout {timeout.group(1)}"
+                f"migrate Job activeDeadlineSeconds {deadline} is not below helm --timeout "
+                f"{timeouts['upgrade']}s"
             )
         print(
             f"cd.yml, HELM_VALUES set: rendered {len(docs)} objects, image {image}, "
-            f"migrate deadline {deadline}s < --timeout {timeout.group(1)}"
+            f"migrate deadline {deadline}s < --timeout {timeouts['upgrade']}s"
         )
+    # Worst case, each call at its limit: the unlock, the upgrade, --atomic's rollback (with the
+    # upgrade's --timeout), the test and the rollback after the failed test.
+    upgrade = dict(limits["set"])["upgrade"]
+    pending = sum(t for _, t in limits["pending"])
+    failed = limits["test-fails"]
+    after_test = sum(t for _, t in failed[[c for c, _ in failed].index("test") + 1 :])
+    worst = pending + upgrade + after_test
+    limit = int(job["timeout-minutes"]) * 60
+    # Installing helm and the checkout take about a minute: keep two in hand.
+    if limit < worst + 120:
+        raise SystemExit(
+            f"cd.yml deploy timeout-minutes {limit // 60} is below the worst case of its helm "
+            f"calls ({worst}s, unlock + upgrade + --atomic rollback + test + rollback) + 2m"
+        )
+    print(f"cd.yml deploy job limit {limit}s >= worst case {worst}s + 120s")
 
 
 # The CRD APIs of a cluster with the Prometheus Operator and KEDA (the chart renders their
@@ -772,6 +864,82 @@ def chart_v3(root: Path, helm: str) -> None:
     print(f"platform v3 chart invariants hold ({shlex.quote(helm)})")
 
 
+# .ci/run commands whose CI twin differs on purpose: in CI the advisory database must answer.
+PARITY_EQUIVALENTS = {"bash .ci/audit --allow-offline": "bash .ci/audit"}
+RUN_COMMAND = re.compile(r"^(?:uv |\.ci/|bash \.ci/)")
+
+
+def ci_parity(root: Path) -> None:
+    """The GitHub CI workflow runs every command of .ci/run (lint, deploy check, the shared test
+    script, audit, deploy validation), the test job runs the test command through .ci/tests with
+    what it needs to skip nothing, and the coverage gate is defined once (pyproject.toml)."""
+    import tomllib
+
+    failures: list[str] = []
+    run_lines = [line.strip() for line in (root / ".ci/run").read_text().splitlines()]
+    commands = [
+        line
+        for line in run_lines
+        if RUN_COMMAND.match(line) and not line.startswith("uv --version")
+    ]
+    workflow = yaml.safe_load((root / ".github/workflows/ci.yml").read_text())
+    jobs = workflow["jobs"]
+    steps_by_job = {
+        name: [step.get("run", "") for step in job.get("steps", [])] for name, job in jobs.items()
+    }
+    ci_lines = {
+        line.strip() for runs in steps_by_job.values() for run in runs for line in run.splitlines()
+    }
+    for command in commands:
+        wanted = PARITY_EQUIVALENTS.get(command, command)
+        if wanted not in ci_lines:
+            failures.append(f".ci/run runs `{command}`; no step of ci.yml runs `{wanted}`")
+    if ".ci/tests" not in commands:
+        failures.append(".ci/run does not run the shared test script .ci/tests")
+    if any("pytest" in line for line in run_lines if not line.startswith("#")):
+        failures.append(".ci/run calls pytest itself instead of through .ci/tests")
+    tests_path = root / ".ci/tests"
+    tests = tests_path.read_text() if tests_path.exists() else ""
+    for needle, why in (
+        ("(cd tests/oidc_provider && npm ci ", "npm ci for tests/oidc_provider"),
+        ("host replication", "the replication entry for the read-replica standby"),
+        ("PG_CONTAINER", "the replication entry inside a service container"),
+        ('uv run pytest "$@" --cov', "the README's test command"),
+    ):
+        if needle not in tests:
+            failures.append(f".ci/tests lacks {why} ({needle!r})")
+    test_job = jobs.get("test", {})
+    runs = steps_by_job.get("test", [])
+    if ".ci/tests" not in [run.strip() for run in runs]:
+        failures.append("ci.yml's test job does not run .ci/tests")
+    if any("pytest" in run for runs_ in steps_by_job.values() for run in runs_):
+        failures.append("ci.yml runs pytest outside .ci/tests (a second, different test command)")
+    test_env = next(
+        (
+            s.get("env", {})
+            for s in test_job.get("steps", [])
+            if s.get("run", "").strip() == ".ci/tests"
+        ),
+        {},
+    )
+    if "job.services.postgres.id" not in str(test_env.get("PG_CONTAINER", "")):
+        failures.append("the test job gives .ci/tests no PG_CONTAINER: the standby tests skip")
+    postgres = test_job.get("services", {}).get("postgres", {})
+    if postgres.get("env", {}).get("POSTGRES_HOST_AUTH_METHOD") != "trust":
+        failures.append("the test job's PostgreSQL is not trust (pg_basebackup has no password)")
+    if not any("setup-node" in s.get("uses", "") for s in test_job.get("steps", [])):
+        failures.append("the test job sets up no node: the OpenID provider tests skip")
+    text = "\n".join(p.read_text() for p in sorted((root / ".github/workflows").glob("*.yml")))
+    if re.search(r"cov-fail-under|COVERAGE_FAIL_UNDER|fail_under", text):
+        failures.append("a workflow defines a coverage gate of its own (pyproject.toml has it)")
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    if not pyproject.get("tool", {}).get("coverage", {}).get("report", {}).get("fail_under"):
+        failures.append("pyproject.toml has no [tool.coverage.report] fail_under")
+    if failures:
+        raise SystemExit("ci.yml and .ci/run differ:\n  " + "\n  ".join(failures))
+    print(f"ci.yml runs the {len(commands)} commands of .ci/run: " + "; ".join(commands))
+
+
 def main(argv: list[str]) -> None:
     if len(argv) == 3 and argv[0] == "dashboard-rules":
         dashboard_rules(argv[1], argv[2])
@@ -781,6 +949,8 @@ def main(argv: list[str]) -> None:
         cd_run(Path(argv[1]), argv[2], argv[3], Path(argv[4]))
     elif len(argv) == 4 and argv[0] == "chart-invariants":
         chart_invariants(Path(argv[1]), argv[2], Path(argv[3]))
+    elif len(argv) == 2 and argv[0] == "ci-parity":
+        ci_parity(Path(argv[1]))
     elif len(argv) == 3 and argv[0] == "chart-v3":
         chart_v3(Path(argv[1]), argv[2])
     else:
