@@ -15,6 +15,8 @@ cd-run ROOT HELM HELM_SHA256 OUTDIR
                                 result (see cd_run).
 chart-invariants ROOT HELM OUTDIR
                                 properties of rendered manifests that schemas cannot express.
+pins ROOT                       images pinned by digest, uv by hash, Renovate, scan and signatures.
+compose ROOT                    compose.yaml's production shape (after its schema check).
 ci-parity ROOT                  ci.yml runs every command of .ci/run, the tests through .ci/tests.
 chart-v3 ROOT HELM              the same for the defects of issue 25: Argo CD migrations, default-
                                 deny NetworkPolicies, required URLs, worker scaling, cross-field
@@ -940,6 +942,126 @@ def ci_parity(root: Path) -> None:
     print(f"ci.yml runs the {len(commands)} commands of .ci/run: " + "; ".join(commands))
 
 
+DIGEST_REF = re.compile(r"^[\w./:-]+:[\w.-]+@sha256:[0-9a-f]{64}$")
+
+
+def pins(root: Path) -> None:
+    """Issue 25 item 10: every image is pinned by tag and digest (Dockerfile FROM, workflow
+    services and containers, compose.yaml), uv by hash, Renovate configured to keep all of them,
+    and the workflows scan and sign what they publish."""
+    failures: list[str] = []
+    refs: list[tuple[str, str]] = []
+    stages: set[str] = set()
+    for number, line in enumerate((root / "Dockerfile").read_text().splitlines(), 1):
+        match = re.match(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
+        if match:
+            if match.group(1) not in stages:
+                refs.append((f"Dockerfile:{number}", match.group(1)))
+            if match.group(2):
+                stages.add(match.group(2))
+        match = re.match(r"^COPY\s+--from=(\S+)", line)
+        if match and match.group(1) not in stages:
+            refs.append((f"Dockerfile:{number} COPY --from", match.group(1)))
+    dockerfile = (root / "Dockerfile").read_text()
+    if "--require-hashes" not in dockerfile:
+        failures.append("Dockerfile: uv is not installed by hash (pip --require-hashes)")
+
+    def images(node: Any, where: str) -> Iterator[tuple[str, str]]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in {"image", "container"} and isinstance(value, str):
+                    yield where, value
+                else:
+                    yield from images(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                yield from images(value, f"{where}[{index}]")
+
+    for path in sorted((root / ".github/workflows").glob("*.yml")):
+        refs += list(images(yaml.safe_load(path.read_text()).get("jobs", {}), path.name))
+    compose_path = root / "compose.yaml"
+    compose = yaml.safe_load(compose_path.read_text()) if compose_path.exists() else {}
+    for name, service in compose.get("services", {}).items():
+        if "image" in service and "build" not in service:
+            refs.append((f"compose.yaml services.{name}", service["image"]))
+    for where, ref in refs:
+        if not DIGEST_REF.match(ref):
+            failures.append(f"{where}: {ref} is not pinned as name:tag@sha256:<64 hex>")
+
+    renovate = root / "renovate.json"
+    if not renovate.exists():
+        failures.append("no renovate.json: nothing proposes new versions and digests")
+    else:
+        config = json.loads(renovate.read_text())
+        for preset in ("docker:pinDigests", "helpers:pinGitHubActionDigests"):
+            if preset not in config.get("extends", []):
+                failures.append(f"renovate.json does not extend {preset}")
+        managed = json.dumps(config.get("customManagers", []))
+        if "Dockerfile" not in managed or "renovate: datasource" not in managed:
+            failures.append("renovate.json has no regex manager for the Dockerfile's ARG versions")
+        if "# renovate: datasource=pypi depName=uv" not in dockerfile:
+            failures.append("Dockerfile: UV_VERSION lacks its `# renovate:` annotation")
+
+    ci = (root / ".github/workflows/ci.yml").read_text()
+    if not re.search(r"trivy image --exit-code 1", ci):
+        failures.append("ci.yml: no vulnerability scan of the image that fails the build")
+    if "cosign sign" not in ci or "id-token: write" not in ci:
+        failures.append("ci.yml: the pushed image is not signed (cosign keyless, id-token: write)")
+    cd = (root / ".github/workflows/cd.yml").read_text()
+    if "cosign verify" not in cd:
+        failures.append("cd.yml: deploys without verifying the image's signature")
+    release_path = root / ".github/workflows/release.yml"
+    release = release_path.read_text() if release_path.exists() else ""
+    for needle, why in (
+        ("helm push", "the chart is not published as an OCI artifact"),
+        ("cosign sign", "the chart is not signed"),
+        ("cosign attest", "the chart's SBOM is not attested"),
+    ):
+        if needle not in release:
+            failures.append(f"release.yml: {why} ({needle!r})")
+    if failures:
+        raise SystemExit("pins and supply chain:\n  " + "\n  ".join(failures))
+    print(f"{len(refs)} image references pinned by digest: " + ", ".join(r for _, r in refs))
+
+
+def compose_check(root: Path) -> None:
+    """compose.yaml runs the production shape: release (migrations) before web and worker,
+    PostgreSQL and Redis healthy first, Prometheus only under a profile."""
+    failures: list[str] = []
+    compose = yaml.safe_load((root / "compose.yaml").read_text())
+    services = compose.get("services", {})
+    for name in ("web", "worker", "release", "postgres", "redis"):
+        if name not in services:
+            failures.append(f"compose.yaml has no {name} service")
+    for name in ("web", "worker"):
+        depends = services.get(name, {}).get("depends_on", {})
+        if not isinstance(depends, dict) or depends.get("release", {}).get("condition") != (
+            "service_completed_successfully"
+        ):
+            failures.append(f"compose.yaml: {name} does not wait for release to complete")
+        if "redis" not in depends:
+            failures.append(f"compose.yaml: {name} does not wait for redis")
+    release = services.get("release", {})
+    if "migrate" not in release.get("command", []):
+        failures.append("compose.yaml: release does not run the migrations")
+    if services.get("release", {}).get("depends_on", {}).get("postgres", {}).get("condition") != (
+        "service_healthy"
+    ):
+        failures.append("compose.yaml: release does not wait for a healthy PostgreSQL")
+    if "prometheus" in services and "monitoring" not in services["prometheus"].get("profiles", []):
+        failures.append("compose.yaml: Prometheus is not optional (profile monitoring)")
+    for name in ("web", "worker", "release"):
+        service = services.get(name, {})
+        env = service.get("environment", {})
+        if not (service.get("read_only") and "DATABASE_URL" in env and "REDIS_URL" in env):
+            failures.append(
+                f"compose.yaml: {name} is not read-only with DATABASE_URL and REDIS_URL"
+            )
+    if failures:
+        raise SystemExit("compose.yaml:\n  " + "\n  ".join(failures))
+    print(f"compose.yaml: {', '.join(services)}")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) == 3 and argv[0] == "dashboard-rules":
         dashboard_rules(argv[1], argv[2])
@@ -949,6 +1071,10 @@ def main(argv: list[str]) -> None:
         cd_run(Path(argv[1]), argv[2], argv[3], Path(argv[4]))
     elif len(argv) == 4 and argv[0] == "chart-invariants":
         chart_invariants(Path(argv[1]), argv[2], Path(argv[3]))
+    elif len(argv) == 2 and argv[0] == "pins":
+        pins(Path(argv[1]))
+    elif len(argv) == 2 and argv[0] == "compose":
+        compose_check(Path(argv[1]))
     elif len(argv) == 2 and argv[0] == "ci-parity":
         ci_parity(Path(argv[1]))
     elif len(argv) == 3 and argv[0] == "chart-v3":
