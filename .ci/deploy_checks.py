@@ -15,6 +15,7 @@ cd-run ROOT HELM HELM_SHA256 OUTDIR
                                 result (see cd_run).
 chart-invariants ROOT HELM OUTDIR
                                 properties of rendered manifests that schemas cannot express.
+ansible-role ROOT OUTDIR        the Ansible role's restart order and image/SENTRY_RELEASE handling.
 pins ROOT                       images pinned by digest, uv by hash, Renovate, scan and signatures.
 compose ROOT                    compose.yaml's production shape (after its schema check).
 ci-parity ROOT                  ci.yml runs every command of .ci/run, the tests through .ci/tests.
@@ -27,6 +28,7 @@ live-prometheus ROOT OUTDIR     see live_prometheus.py.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -1062,6 +1064,114 @@ def compose_check(root: Path) -> None:
     print(f"compose.yaml: {', '.join(services)}")
 
 
+ANSIBLE_IMAGE_CASES = (
+    # (duka_image, SENTRY_RELEASE it must give, or None: the role must refuse it)
+    ("ghcr.io/example/duka@sha256:" + "ab" * 32, "sha256:" + "ab" * 32),
+    ("registry.example.com:5000/team/duka:" + "0123456789" * 4, "0123456789" * 4),
+    ("registry.example.com:5000/duka:1.2.3@sha256:" + "cd" * 32, "1.2.3"),
+    ("ghcr.io/example/duka:0.1.0", "0.1.0"),
+    ("ghcr.io/example/duka:latest", None),
+    ("registry.example.com:5000/duka", None),
+)
+ANSIBLE_PROBE = """- name: Image checks of the duka role
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: The role's image checks
+      ansible.builtin.include_role:
+        name: duka
+        tasks_from: image.yml
+    - name: Report
+      ansible.builtin.debug:
+        msg: "SENTRY_RELEASE=[{{ duka_sentry_release }}]"
+"""
+
+
+def ansible_role(root: Path, out: Path) -> None:
+    """Issue 25 item 11 (and 7): the restart handler drains and restarts the worker, then the
+    web, one at a time with a health wait between; the image must be immutable; SENTRY_RELEASE
+    is the tag, else the digest, whatever the registry's port."""
+    failures: list[str] = []
+    role = root / "ansible/roles/duka"
+    handlers = yaml.safe_load((role / "handlers/main.yml").read_text()) or []
+    tasks: list[dict[str, Any]] = []
+    for handler in handlers:
+        include = handler.get("ansible.builtin.include_tasks") or handler.get("include_tasks")
+        if include:
+            tasks += yaml.safe_load((role / "tasks" / include).read_text()) or []
+        else:
+            tasks.append(handler)
+
+    def restarts(task: dict[str, Any]) -> list[str]:
+        module = task.get("ansible.builtin.systemd_service") or task.get("ansible.builtin.systemd")
+        if not module or module.get("state") != "restarted":
+            return []
+        names = task.get("loop") or [module.get("name")]
+        return [str(name) for name in names]
+
+    order = [(index, unit) for index, task in enumerate(tasks) for unit in restarts(task)]
+    if any(len(restarts(task)) > 1 for task in tasks):
+        failures.append("a handler task restarts web and worker together")
+    units = [unit for _, unit in order]
+    if sorted(units) != ["duka-web.service", "duka-worker.service"]:
+        failures.append(f"the handler restarts {units}, not the worker and the web once each")
+    else:
+        positions = dict((unit, index) for index, unit in order)
+        worker, web = positions["duka-worker.service"], positions["duka-web.service"]
+        between = tasks[min(worker, web) + 1 : max(worker, web)]
+        if worker > web:
+            failures.append("the web restarts before the worker")
+        if not any("ansible.builtin.uri" in task and "until" in task for task in between):
+            failures.append("no health wait between the two restarts")
+        if not any(
+            "ansible.builtin.wait_for" in task or "drain" in task.get("name", "").lower()
+            for task in between
+        ):
+            failures.append("the web is not drained before its restart")
+        if not any("ansible.builtin.uri" in task for task in tasks[web + 1 :]):
+            failures.append("no readiness wait after the web's restart")
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "probe.yml").write_text(ANSIBLE_PROBE)
+    env = {
+        **os.environ,
+        "ANSIBLE_ROLES_PATH": str(root / "ansible/roles"),
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        "PYTHONWARNINGS": "ignore",
+    }
+    for image, expected in ANSIBLE_IMAGE_CASES:
+        result = subprocess.run(  # noqa: S603 - ansible-playbook of validate-deploy's venv
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                "-i",
+                "localhost,",
+                str(out / "probe.yml"),
+                "-e",
+                json.dumps({"duka_image": image}),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        found = re.search(r"SENTRY_RELEASE=\[([^\]]*)\]", result.stdout)
+        if expected is None:
+            if result.returncode == 0:
+                failures.append(f"duka_image {image}: a moving tag is accepted")
+        elif result.returncode or not found:
+            failures.append(f"duka_image {image}: refused: {result.stdout[-300:]}")
+        elif found.group(1) != expected:
+            failures.append(
+                f"duka_image {image}: SENTRY_RELEASE {found.group(1)!r}, not {expected!r}"
+            )
+    if failures:
+        raise SystemExit("ansible role:\n  " + "\n  ".join(failures))
+    print(
+        f"ansible role: worker then web, one at a time; {len(ANSIBLE_IMAGE_CASES)} image references"
+    )
+
+
 def main(argv: list[str]) -> None:
     if len(argv) == 3 and argv[0] == "dashboard-rules":
         dashboard_rules(argv[1], argv[2])
@@ -1071,6 +1181,8 @@ def main(argv: list[str]) -> None:
         cd_run(Path(argv[1]), argv[2], argv[3], Path(argv[4]))
     elif len(argv) == 4 and argv[0] == "chart-invariants":
         chart_invariants(Path(argv[1]), argv[2], Path(argv[3]))
+    elif len(argv) == 3 and argv[0] == "ansible-role":
+        ansible_role(Path(argv[1]), Path(argv[2]))
     elif len(argv) == 2 and argv[0] == "pins":
         pins(Path(argv[1]))
     elif len(argv) == 2 and argv[0] == "compose":
