@@ -18,7 +18,8 @@ chart-invariants ROOT HELM OUTDIR
 ansible-role ROOT OUTDIR        the Ansible role's restart order and image/SENTRY_RELEASE handling.
 pins ROOT                       images pinned by digest, uv by hash, Renovate, scan and signatures.
 compose ROOT                    compose.yaml's production shape (after its schema check).
-ci-parity ROOT                  ci.yml runs every command of .ci/run, the tests through .ci/tests.
+ci-parity ROOT OUTDIR           ci.yml runs every command of .ci/run, the tests through .ci/tests;
+                                the test job's steps and .ci/tests run with shimmed tools agree.
 chart-v3 ROOT HELM              the same for the defects of issue 25: Argo CD migrations, default-
                                 deny NetworkPolicies, required URLs, worker scaling, cross-field
                                 values, CRD capability checks, release-scoped alerts.
@@ -868,12 +869,109 @@ def chart_v3(root: Path, helm: str) -> None:
     print(f"platform v3 chart invariants hold ({shlex.quote(helm)})")
 
 
+CI_SHIM = """#!/usr/bin/env bash
+# Stand-in for a tool .ci/tests calls: logs its argv; psql answers SHOW hba_file.
+args="$*"
+printf '%s %s\\n' "$(basename "$0")" "${args//$'\\n'/ }" >>"$SHIM_LOG"
+case "$(basename "$0") $*" in
+  "psql "*"SHOW hba_file"*) echo "$SHIM_HBA" ;;
+  sudo*) exec "$@" ;;
+esac
+exit 0
+"""
+CI_SHIMMED = ("uv", "npm", "docker", "psql", "pg_isready", "sudo", "apt-get", "redis-cli")
+
+
+def _ci_commands(root: Path, out: Path, script: str, env: dict[str, str]) -> list[str]:
+    """The commands `script` runs (bash, from the repository root) with CI_SHIMMED logging."""
+    out.mkdir(parents=True, exist_ok=True)
+    shims = out / "bin"
+    shims.mkdir(exist_ok=True)
+    for name in CI_SHIMMED:
+        (shims / name).write_text(CI_SHIM)
+        (shims / name).chmod(0o755)
+    log, hba = out / "commands.log", out / "pg_hba.conf"
+    log.write_text("")
+    hba.write_text("local all all trust\n")
+    result = subprocess.run(  # noqa: S603 - the repository's own scripts
+        ["bash", "-e", "-c", script],  # noqa: S607
+        cwd=root,
+        env={
+            "PATH": f"{shims}:/usr/bin:/bin",
+            "HOME": str(out),
+            "SHIM_LOG": str(log),
+            "SHIM_HBA": str(hba),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode:
+        raise SystemExit(f"{script!r} failed under shims:\n{result.stdout}{result.stderr}")
+    commands = log.read_text().splitlines()
+    if "host replication" in hba.read_text():
+        commands.append("(pg_hba.conf: host replication entry added)")
+    return commands
+
+
+def ci_run(root: Path, out: Path) -> list[str]:
+    """Run ci.yml's test job steps and .ci/run's `.ci/tests` with the external tools shimmed,
+    and compare what they run: the same test command, npm ci, the replication entry."""
+    workflow = yaml.safe_load((root / ".github/workflows/ci.yml").read_text())
+    job = workflow["jobs"]["test"]
+    samples = {
+        "steps.python.outputs.python-path": "/usr/bin/python3",
+        "job.services.postgres.id": "0123abcd-postgres",
+        "matrix.python-version": "3.11",
+        "env.UV_VERSION": "0.13.9",
+    }
+
+    def value(text: Any) -> str:
+        def sample(match: re.Match[str]) -> str:
+            if match.group(1) not in samples:
+                raise SystemExit(f"ci.yml test job: no sample for ${{{{ {match.group(1)} }}}}")
+            return samples[match.group(1)]
+
+        return re.sub(r"\$\{\{\s*(.+?)\s*\}\}", sample, str(text))
+
+    job_env = {k: value(v) for k, v in job.get("env", {}).items()}
+    github: list[str] = []
+    for index, step in enumerate(job["steps"]):
+        if "run" not in step:
+            continue
+        env = {**job_env, **{k: value(v) for k, v in step.get("env", {}).items()}}
+        github += _ci_commands(root, out / f"github-{index}", step["run"], env)
+    local = _ci_commands(root, out / "local", ".ci/tests", {})
+    failures = []
+
+    def tests(commands: list[str]) -> list[str]:
+        return [c for c in commands if c.startswith("uv run pytest")]
+
+    if not tests(local) or tests(github) != tests(local):
+        failures.append(f"test commands differ: CI {tests(github)}, .ci/run {tests(local)}")
+    for name, commands in (("CI", github), (".ci/run", local)):
+        if "npm ci --no-audit --no-fund --ignore-scripts" not in commands:
+            failures.append(f"{name} does not run npm ci for the OpenID provider")
+    if not any(
+        c.startswith("docker exec 0123abcd-postgres") and "host replication" in c for c in github
+    ):
+        failures.append("CI adds no replication entry to the PostgreSQL service container")
+    if "(pg_hba.conf: host replication entry added)" not in local:
+        failures.append(".ci/run adds no replication entry to the local cluster")
+    if failures:
+        raise SystemExit(
+            "ci.yml's test job and .ci/run differ when run:\n  " + "\n  ".join(failures)
+        )
+    return tests(github)
+
+
 # .ci/run commands whose CI twin differs on purpose: in CI the advisory database must answer.
 PARITY_EQUIVALENTS = {"bash .ci/audit --allow-offline": "bash .ci/audit"}
 RUN_COMMAND = re.compile(r"^(?:uv |\.ci/|bash \.ci/)")
 
 
-def ci_parity(root: Path) -> None:
+def ci_parity(root: Path, out: Path) -> None:
     """The GitHub CI workflow runs every command of .ci/run (lint, deploy check, the shared test
     script, audit, deploy validation), the test job runs the test command through .ci/tests with
     what it needs to skip nothing, and the coverage gate is defined once (pyproject.toml)."""
@@ -942,6 +1040,8 @@ def ci_parity(root: Path) -> None:
     if failures:
         raise SystemExit("ci.yml and .ci/run differ:\n  " + "\n  ".join(failures))
     print(f"ci.yml runs the {len(commands)} commands of .ci/run: " + "; ".join(commands))
+    ran = ci_run(root, out)
+    print(f"run with shimmed tools, both run {ran}, npm ci and the replication entry")
 
 
 DIGEST_REF = re.compile(r"^[\w./:-]+:[\w.-]+@sha256:[0-9a-f]{64}$")
@@ -1187,8 +1287,8 @@ def main(argv: list[str]) -> None:
         pins(Path(argv[1]))
     elif len(argv) == 2 and argv[0] == "compose":
         compose_check(Path(argv[1]))
-    elif len(argv) == 2 and argv[0] == "ci-parity":
-        ci_parity(Path(argv[1]))
+    elif len(argv) == 3 and argv[0] == "ci-parity":
+        ci_parity(Path(argv[1]), Path(argv[2]))
     elif len(argv) == 3 and argv[0] == "chart-v3":
         chart_v3(Path(argv[1]), argv[2])
     else:
