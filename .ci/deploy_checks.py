@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -935,14 +936,20 @@ def ci_run(root: Path, out: Path) -> list[str]:
 
         return re.sub(r"\$\{\{\s*(.+?)\s*\}\}", sample, str(text))
 
+    # A scratch checkout: the scripts, and the OpenID provider's folder that `npm ci` runs in
+    # (the real tests/ may be absent, e.g. in the self-test's copy of the artifacts).
+    sandbox = out / "repo"
+    shutil.rmtree(sandbox, ignore_errors=True)
+    shutil.copytree(root / ".ci", sandbox / ".ci")
+    (sandbox / "tests/oidc_provider").mkdir(parents=True)
     job_env = {k: value(v) for k, v in job.get("env", {}).items()}
     github: list[str] = []
     for index, step in enumerate(job["steps"]):
         if "run" not in step:
             continue
         env = {**job_env, **{k: value(v) for k, v in step.get("env", {}).items()}}
-        github += _ci_commands(root, out / f"github-{index}", step["run"], env)
-    local = _ci_commands(root, out / "local", ".ci/tests", {})
+        github += _ci_commands(sandbox, out / f"github-{index}", step["run"], env)
+    local = _ci_commands(sandbox, out / "local", ".ci/tests", {})
     failures = []
 
     def tests(commands: list[str]) -> list[str]:
