@@ -1003,6 +1003,14 @@ def ci_parity(root: Path, out: Path) -> None:
         wanted = PARITY_EQUIVALENTS.get(command, command)
         if wanted not in ci_lines:
             failures.append(f".ci/run runs `{command}`; no step of ci.yml runs `{wanted}`")
+    for line in run_lines:
+        if not line.startswith(("#", "echo")) and re.search(
+            r"apt-get install|apt_install|npm (ci|install)", line
+        ):
+            failures.append(
+                f".ci/run installs a test prerequisite itself ({line!r}): do it in .ci/tests, "
+                "which the GitHub test job runs too"
+            )
     if ".ci/tests" not in commands:
         failures.append(".ci/run does not run the shared test script .ci/tests")
     if any("pytest" in line for line in run_lines if not line.startswith("#")):
