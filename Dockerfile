@@ -3,15 +3,22 @@
 #   web (default):  gunicorn -c backend/gunicorn.conf.py backend.wsgi
 #   release:        python manage.py migrate --noinput
 #   worker:         dramatiq backend.jobs.worker
-ARG PYTHON_VERSION=3.11.14
-ARG UV_VERSION=0.13.9
-
-# uv comes from its official image, pinned to the version that wrote uv.lock.
-FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+# Base images are pinned by tag and by digest (the multi-architecture index); Renovate
+# (renovate.json, docker:pinDigests) proposes new digests and versions as pull requests.
 
 # ---- build stage: resolve the locked runtime dependencies into /app/.venv ----------------------
-FROM python:${PYTHON_VERSION}-slim-bookworm AS build
-COPY --from=uv /uv /usr/local/bin/uv
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS build
+# uv from PyPI, the version that wrote uv.lock, pinned by the sha256 of its linux wheels (x86_64,
+# aarch64): pip refuses any other file. Renovate bumps UV_VERSION (regex manager); the hashes of
+# a new version come from `pip download --no-deps --only-binary=:all: --platform
+# manylinux_2_17_x86_64 uv==<version>` (and aarch64), and the build fails closed until they match.
+# renovate: datasource=pypi depName=uv
+ARG UV_VERSION=0.13.9
+RUN printf 'uv==%s --hash=sha256:%s --hash=sha256:%s\n' "${UV_VERSION}" \
+      d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19 \
+      5435c5ce14a56431208ca0996416d310f1598e8c2c8ba707688985a16bb82dbe >/tmp/uv-requirements.txt \
+ && pip install --no-cache-dir --disable-pip-version-check --require-hashes -r /tmp/uv-requirements.txt \
+ && rm /tmp/uv-requirements.txt
 # Compile bytecode at install time (the runtime root filesystem is read-only), copy rather than
 # hard-link out of the cache mount, and never download another interpreter: use the base image's.
 ENV UV_COMPILE_BYTECODE=1 \
@@ -32,7 +39,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
  && /app/.venv/bin/python -m compileall -q -j 0 backend manage.py
 
 # ---- runtime stage -------------------------------------------------------------------------------
-FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS runtime
 ARG APP_UID=10001
 LABEL org.opencontainers.image.title="duka" \
       org.opencontainers.image.description="Customers and orders API with SMS order notifications"

@@ -224,6 +224,10 @@ def alert_rules(root: Path, out: Path) -> list[dict[str, Any]]:
             NAMESPACE,
             "-f",
             str(root / "helm/duka/ci/all-on-values.yaml"),
+            "--api-versions",
+            "monitoring.coreos.com/v1/ServiceMonitor",
+            "--api-versions",
+            "monitoring.coreos.com/v1/PrometheusRule",
             "--show-only",
             "templates/prometheusrule.yaml",
         ],
@@ -240,9 +244,9 @@ THRESHOLD = re.compile(r"\s*(>|<|==|!=|>=|<=)\s*[0-9.]+\s*$")
 
 
 def signals(expr: str) -> list[str]:
-    """The expressions behind an alert: its thresholds dropped, `unless` arms taken apart,
-    `absent(x)` turned into x (the series that must exist so that it stays silent)."""
-    parts = [part.strip() for part in re.split(r"\bunless\s+on\s*\([^)]*\)", expr)]
+    """The expressions behind an alert: its thresholds dropped, `unless` and `and` arms taken
+    apart, `absent(x)` turned into x (the series that must exist so that it stays silent)."""
+    parts = [part.strip() for part in re.split(r"\b(?:unless|and)\s+on\s*\([^)]*\)", expr)]
     result = []
     for part in parts:
         part = THRESHOLD.sub("", part.strip())

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
+from collections.abc import Callable
 
 import redis
 from django.conf import settings
@@ -15,6 +19,9 @@ from backend.problems import problem_response
 
 logger = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 2
+# How old the last broker probe may be before a /readyz call starts another one (in the
+# background: the answer never waits for it).
+BROKER_PROBE_INTERVAL_SECONDS = 10
 
 
 @require_GET
@@ -29,13 +36,9 @@ def _database() -> None:
         cursor.execute("SELECT 1")
 
 
-def _broker() -> None:
-    if not settings.REDIS_URL:
-        return  # in-process broker: up whenever this process is
+def _ping(url: str) -> None:
     client = redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
-        socket_timeout=CHECK_TIMEOUT_SECONDS,
+        url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
     )
     try:
         client.ping()
@@ -43,28 +46,72 @@ def _broker() -> None:
         client.close()
 
 
-# Readiness depends on these only (contract §5): without the database nothing can be served.
-REQUIRED = {"database": _database}
-# Reported, never failing readiness: orders are accepted (kept in the outbox) while it is down,
-# so a broker outage must not take every web pod out of the Service.
-REPORTED = {"broker": _broker}
-
-
-def _state(name: str, check: object) -> str:
+def _state(name: str, check: Callable[[], None]) -> str:
     try:
-        check()  # type: ignore[operator]
+        check()
     except Exception as exc:  # any failure means "down", never a 500
         logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
         return "down"
     return "ok"
 
 
+class BrokerProbe:
+    """The broker's last known state ("ok", "down", or "unknown" before the first probe ends),
+    read without any I/O. A stale state starts one PING in a daemon thread (at most one at a
+    time per process); the `duka_broker_up` collector's scrape-time PING refreshes it too.
+
+    Contract §5: `/readyz` makes no broker call, so a Redis that accepts connections and never
+    answers cannot hold a readiness probe for its socket timeout."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._url: str | None = None
+        self._state = "unknown"
+        self._checked_at = float("-inf")
+        self._probing_pid: int | None = None  # a probe of a parent process does not run here
+
+    def state(self) -> str:
+        url = settings.REDIS_URL
+        if not url:
+            return "ok"  # in-process broker: up whenever this process is
+        with self._lock:
+            if url != self._url:
+                self._url, self._state, self._checked_at = url, "unknown", float("-inf")
+            stale = time.monotonic() - self._checked_at >= BROKER_PROBE_INTERVAL_SECONDS
+            if stale and self._probing_pid != os.getpid():
+                self._probing_pid = os.getpid()
+                threading.Thread(
+                    target=self._probe, args=(url,), name="broker-probe", daemon=True
+                ).start()
+            return self._state
+
+    def record(self, url: str, state: str) -> None:
+        """Keep the result of a PING of `url` made elsewhere (the metrics scrape)."""
+        with self._lock:
+            self._url, self._state, self._checked_at = url, state, time.monotonic()
+
+    def _probe(self, url: str) -> None:
+        state = "down"
+        try:
+            state = _state("broker", lambda: _ping(url))
+        finally:
+            with self._lock:
+                self._probing_pid = None
+                if url == self._url:  # REDIS_URL unchanged meanwhile
+                    self._state, self._checked_at = state, time.monotonic()
+
+
+broker_probe = BrokerProbe()
+
+# Readiness depends on these only (contract §5): without the database nothing can be served.
+REQUIRED: dict[str, Callable[[], None]] = {"database": _database}
+
+
 @require_GET
 def readyz(request: HttpRequest) -> HttpResponse:
-    """200 while the database answers within a short timeout (the broker's state is in the body);
-    503 naming the database otherwise."""
+    """200 while the database answers within a short timeout, 503 naming the database otherwise.
+    The broker's last known state is in the body; it is never probed here (see BrokerProbe)."""
     required = {name: _state(name, check) for name, check in REQUIRED.items()}
-    reported = {name: _state(name, check) for name, check in REPORTED.items()}
     down = [name for name, state in required.items() if state != "ok"]
     if down:
         response = problem_response(
@@ -75,16 +122,23 @@ def readyz(request: HttpRequest) -> HttpResponse:
         )
         response["Retry-After"] = "5"
         return response
-    status = "ready" if all(state == "ok" for state in reported.values()) else "degraded"
-    return JsonResponse({"status": status, "checks": {**required, **reported}})
+    broker = broker_probe.state()
+    status = "ready" if broker == "ok" else "degraded"
+    return JsonResponse({"status": status, "checks": {**required, "broker": broker}})
 
 
 class BrokerUpCollector:
     """`duka_broker_up` on the web's /metrics: 1 when the broker answers a PING at scrape time,
-    0 otherwise (the in-process broker of the quick-start is always up)."""
+    0 otherwise (the in-process broker of the quick-start is always up). The scrape's result
+    is also the state `/readyz` reports."""
 
     def collect(self) -> list[Metric]:
-        up = _state("broker", _broker) == "ok"
+        url = settings.REDIS_URL
+        up = True
+        if url:
+            state = _state("broker", lambda: _ping(url))
+            broker_probe.record(url, state)
+            up = state == "ok"
         return [
             GaugeMetricFamily(
                 "duka_broker_up",

@@ -128,6 +128,12 @@ render and invalidate every session and token.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* Required settings: refused at render, not found after `helm --timeout`. */}}
+{{- range $key := list "DATABASE_URL" "REDIS_URL" }}
+{{- if not (hasKey $data $key) }}
+{{- fail (printf "secrets.%s is required: set it, or set existingSecret to a Secret that holds %s (a Kubernetes deployment has no embedded database or in-process broker)" $key $key) }}
+{{- end }}
+{{- end }}
 {{- range $key, $value := $data }}
 {{ $key }}: {{ $value | b64enc | quote }}
 {{- end }}
@@ -253,4 +259,67 @@ imagePullSecrets:
 automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end }}
+
+{{/*
+Optional custom resources, rendered only where the cluster serves their API: Argo CD and
+`helm install` know the cluster's APIs; `helm template` needs `--api-versions`.
+*/}}
+{{- define "duka.serviceMonitorEnabled" -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor") }}true{{ end }}
+{{- end }}
+{{- define "duka.prometheusRuleEnabled" -}}
+{{- if and .Values.metrics.prometheusRule.enabled (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/PrometheusRule") }}true{{ end }}
+{{- end }}
+{{- define "duka.kedaEnabled" -}}
+{{- if and .Values.worker.keda.enabled (.Capabilities.APIVersions.Has "keda.sh/v1alpha1/ScaledObject") }}true{{ end }}
+{{- end }}
+
+{{/* Argo CD sync-wave of the Deployments: after the migrate Job in migrations.mode=job. */}}
+{{- define "duka.deploymentAnnotations" -}}
+{{- if and .Values.migrations.enabled (eq .Values.migrations.mode "job") }}
+annotations:
+  argocd.argoproj.io/sync-wave: {{ add1 .Values.migrations.syncWave | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks across values that values.schema.json cannot express; each fails the render with one line
+naming the values, instead of a broken rollout found after `helm --timeout`.
+*/}}
+{{- define "duka.validate" -}}
+{{- $w := .Values.worker }}
+{{- if ge (int $w.shutdownMarginSeconds) (int $w.terminationGracePeriodSeconds) }}
+{{- fail (printf "worker.shutdownMarginSeconds (%d) must be below worker.terminationGracePeriodSeconds (%d): the worker's --worker-shutdown-timeout would be %d ms" (int $w.shutdownMarginSeconds) (int $w.terminationGracePeriodSeconds) (mul (sub (int $w.terminationGracePeriodSeconds) (int $w.shutdownMarginSeconds)) 1000)) }}
+{{- end }}
+{{- if and $w.autoscaling.enabled (not $w.keda.enabled) (not (and $w.autoscaling.queueDepth.enabled $w.autoscaling.queueDepth.queues)) (not $w.autoscaling.targetCPUUtilizationPercentage) }}
+{{- fail "worker.autoscaling.enabled needs worker.autoscaling.queueDepth (queues) or an explicit targetCPUUtilizationPercentage" }}
+{{- end }}
+{{- if .Values.existingSecret }}
+{{- /* A live cluster (helm install/upgrade): the Secret must hold both, directly or mapped. */}}
+{{- $secret := lookup "v1" "Secret" .Release.Namespace .Values.existingSecret }}
+{{- if $secret }}
+{{- range $key := list "DATABASE_URL" "REDIS_URL" }}
+{{- if and (not (hasKey ($secret.data | default dict) $key)) (not (hasKey $.Values.existingSecretKeys $key)) }}
+{{- fail (printf "existingSecret %s has no key %s (and existingSecretKeys maps none)" $.Values.existingSecret $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Egress of web, worker and the migrate Job (networkpolicy.yaml). */}}
+{{- define "duka.egressRules" -}}
+{{- if .Values.networkPolicy.egress }}
+# DNS, so that the hosts of DATABASE_URL, REDIS_URL and the gateway resolve.
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{ toYaml .Values.networkPolicy.egress }}
+{{- else }}
+# networkPolicy.egress is empty: all egress, explicitly (a default-deny policy would block it).
+- {}
+{{- end }}
 {{- end }}
