@@ -297,7 +297,6 @@ def test_metrics_and_readiness_across_gunicorn_worker_processes(web_server: Serv
         # A process's first /readyz starts its broker probe in the background ("unknown").
         assert checks["database"] == "ok"
         assert checks["broker"] in {"ok", "unknown"}, checks
-    assert any(json.loads(body)["checks"]["broker"] == "ok" for _, body, _ in readiness)
 
     # One JSON line per request, with the request id the client sent.
     request_id = f"gunicorn-{uuid.uuid4().hex}"
