@@ -34,6 +34,7 @@ def subscribed(settings) -> int:
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     return webhooks.create_webhook_endpoint(
         webhooks.CreateWebhookEndpoint(
+            owner="test-user",
             url="http://127.0.0.1:9/h", events=["order.created", "customer.updated"]
         )
     )
