@@ -354,3 +354,11 @@ def test_a_subject_may_have_at_most_webhooks_max_endpoints(api, mallory, private
     assert api.call("DELETE", f"webhooks/{ids[0]}/").status_code == 204
     assert create(api).status_code == 201
     assert create(api).status_code == 422
+
+
+def test_every_event_type_names_its_read_scope():
+    from backend.api.schemas.webhooks import READ_SCOPE_OF_EVENT, EventType
+    from backend.notifications import events
+
+    assert set(READ_SCOPE_OF_EVENT) == set(EventType.__args__) == set(events.EVENT_TYPES)
+    assert set(READ_SCOPE_OF_EVENT.values()) == {"customers:read", "orders:read"}
