@@ -120,7 +120,9 @@ def _lock_owner(owner: str) -> None:
     """Serialise creates of one subject until commit, so two concurrent ones cannot both pass
     the cap (a row lock cannot lock rows that do not exist yet)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('webhook_endpoints'), hashtext(%s))", [owner])
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('webhook_endpoints'), hashtext(%s))", [owner]
+        )
 
 
 @transaction.atomic(durable=True)

@@ -35,7 +35,8 @@ def subscribed(settings) -> int:
     return webhooks.create_webhook_endpoint(
         webhooks.CreateWebhookEndpoint(
             owner="test-user",
-            url="http://127.0.0.1:9/h", events=["order.created", "customer.updated"]
+            url="http://127.0.0.1:9/h",
+            events=["order.created", "customer.updated"],
         )
     )
 

@@ -70,6 +70,7 @@ def world(settings) -> dict[str, int]:
     )
     return {"customer": customer, "spare": make_customer(), "order": order, "hook": hook}
 
+
 # Scopes an operation needs besides its own for this body; every token of the matrix carries
 # them, so the operation's own scope is what each row tests. (Without them:
 # tests/api/test_webhooks_api.py::test_subscribing_needs_the_read_scope_of_the_events.)
