@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from backend.commands.models import WebhookEndpoint
 from backend.commands.outbox import webhook_deliveries
+from backend.commands.transactions import handler
 from backend.errors import DomainError, InvalidField, NotFound
 from backend.integrations.webhooks import UnsafeUrl, check_url
 from backend.notifications import events
@@ -85,7 +86,7 @@ def reseal(stored: str) -> str:
     return seal_secret(open_secret(stored))
 
 
-@transaction.atomic(durable=True)
+@handler
 def reseal_secrets() -> int:
     """Re-encrypt every endpoint's secret under the first key of WEBHOOK_SECRET_KEYS (after a
     key was put first; then the older keys can be dropped). Deleted endpoints too: their rows
@@ -125,7 +126,7 @@ def _lock_owner(owner: str) -> None:
         )
 
 
-@transaction.atomic(durable=True)
+@handler
 def create_webhook_endpoint(cmd: CreateWebhookEndpoint) -> int:
     """Precondition: `events` are known types and the caller holds their read scopes (the API
     checks both). The URL is checked against the SSRF rules here, and again before every
@@ -164,7 +165,7 @@ def _live(endpoint_id: int, owner: str) -> WebhookEndpoint:
     return endpoint
 
 
-@transaction.atomic(durable=True)
+@handler
 def delete_webhook_endpoint(endpoint_id: int, *, owner: str) -> None:
     """Marks it deleted; its pending events are dropped when the worker reaches them."""
     endpoint = _live(endpoint_id, owner)
@@ -178,7 +179,7 @@ def get_secret(endpoint_id: int) -> str:
     return open_secret(WebhookEndpoint.objects.values_list("secret", flat=True).get(pk=endpoint_id))
 
 
-@transaction.atomic(durable=True)
+@handler
 def ping_webhook_endpoint(endpoint_id: int, *, owner: str) -> str:
     """Queue a `webhook.ping` event to this endpoint (enabled or not: a ping after fixing the
     receiver shows whether it works). Returns the event id."""
