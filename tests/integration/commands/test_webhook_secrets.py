@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import importlib
+import io
 import json
 
 import pytest
 from django.apps import apps
+from django.core.management import CommandError, call_command
 from django.db import connection
 from standardwebhooks.webhooks import Webhook
 
@@ -159,3 +161,18 @@ def test_a_secret_no_key_decrypts_is_not_sent_and_says_why(private_ok, receiver:
     row.refresh_from_db()
     assert "cannot be decrypted" in row.last_error
     assert receiver.requests == []
+
+
+def test_the_reseal_command_reports_and_refuses_without_a_key(private_ok):
+    private_ok.WEBHOOK_SECRET_KEYS = [OLD_KEY]
+    endpoint_id = new_endpoint()
+    private_ok.WEBHOOK_SECRET_KEYS = [NEW_KEY, OLD_KEY]
+    out = io.StringIO()
+    call_command("reseal_webhook_secrets", stdout=out)
+    assert out.getvalue().strip() == "re-encrypted 1 webhook secrets"
+
+    private_ok.WEBHOOK_SECRET_KEYS = [OLD_KEY]  # the new key, which sealed it, is missing
+    before = stored(endpoint_id)
+    with pytest.raises(CommandError, match="nothing was changed"):
+        call_command("reseal_webhook_secrets", stdout=io.StringIO())
+    assert stored(endpoint_id) == before
