@@ -176,3 +176,36 @@ def test_the_reseal_command_reports_and_refuses_without_a_key(private_ok):
     with pytest.raises(CommandError, match="nothing was changed"):
         call_command("reseal_webhook_secrets", stdout=io.StringIO())
     assert stored(endpoint_id) == before
+
+
+def test_migrations_0008_and_0009_on_rows_from_before_them(private_ok):
+    """The real migrations: a row written before them gets the owner "" (nobody's) and its
+    plaintext secret encrypted; backwards restores the plaintext."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    before = [("commands", "0007_order_note")]
+    latest = executor.loader.graph.leaf_nodes("commands")
+    executor.migrate(before)
+    plain = webhook_endpoints.new_secret()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'INSERT INTO "webhook_endpoints" ("url", "events", "description", "secret", '
+            '"enabled", "disabled_reason", "created_at", "last_error") '
+            "VALUES ('http://127.0.0.1:9/old', '[\"order.created\"]', '', %s, true, '', now(), '') "
+            'RETURNING "id"',
+            [plain],
+        )
+        endpoint_id = cursor.fetchone()[0]
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(latest)
+    row = WebhookEndpoint.objects.get(pk=endpoint_id)
+    assert row.owner == ""
+    assert plain not in row.secret
+    assert webhook_endpoints.get_secret(endpoint_id) == plain
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("commands", "0008_webhook_endpoint_owner")])
+    assert stored(endpoint_id) == plain
+    MigrationExecutor(connection).migrate(latest)
