@@ -55,7 +55,8 @@ def create_webhook_endpoint(request: HttpRequest, payload: WebhookEndpointIn) ->
     """Subscribe a URL to event types (each also needs the read scope of what it carries:
     `customers:read` for `customer.*`, `orders:read` for `order.*`). The response carries the
     signing `secret` and the whole `url`, shown only here: keep the secret to verify the
-    `webhook-signature` header."""
+    `webhook-signature` header. A token subject may have WEBHOOKS_MAX_ENDPOINTS endpoints (10
+    by default): one more is a 422 `too-many-webhook-endpoints`."""
     require_also(request, (READ_SCOPE_OF_EVENT[event] for event in payload.events))
     owner = subject_of(request)
     endpoint_id = commands.create_webhook_endpoint(
