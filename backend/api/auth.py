@@ -17,6 +17,7 @@ Answers, all RFC 9457 problem+json:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -45,8 +46,12 @@ class InvalidToken(AuthenticationError):
 
 
 class InsufficientScope(AuthorizationError):
+    """`scope`: the missing scope, or several separated by spaces (RFC 6750's `scope`)."""
+
     def __init__(self, scope: str) -> None:
-        super().__init__(message=f"The access token lacks the {scope!r} scope.")
+        names = " and ".join(repr(name) for name in scope.split())
+        plural = "s" if " " in scope else ""
+        super().__init__(message=f"The access token lacks the {names} scope{plural}.")
         self.scope = scope
 
 
@@ -92,6 +97,26 @@ class ScopedBearer(HttpBearer):
         if self.scope not in principal.scopes:
             raise InsufficientScope(self.scope)
         return principal
+
+
+def _principal(request: HttpRequest) -> oidc.Principal:
+    principal = getattr(request, "auth", None)
+    if not isinstance(principal, oidc.Principal):  # an operation without `auth=require(...)`
+        raise MissingToken()
+    return principal
+
+
+def subject_of(request: HttpRequest) -> str:
+    """The caller's token `sub`, on an operation with `auth=require(...)`."""
+    return _principal(request).subject
+
+
+def require_also(request: HttpRequest, scopes: Iterable[str]) -> None:
+    """For an operation whose scopes depend on its input (a webhook subscription needs the read
+    scope of what its events carry): the same 403 as `require`, naming every missing scope."""
+    missing = sorted(set(scopes) - _principal(request).scopes)
+    if missing:
+        raise InsufficientScope(" ".join(missing))
 
 
 def require(scope: str) -> ScopedBearer:

@@ -169,10 +169,16 @@ class WebhookEndpoint(models.Model):
     """A receiver of signed events. Deleting one only marks it (`deleted_at`): event rows written
     by a transaction that raced the delete still reference it, and are then dropped unsent."""
 
+    # The token `sub` that created it: only that subject sees and manages it. "" (rows from
+    # before ownership, and inserts by processes older than the column) matches no token.
+    owner = models.TextField(db_default="")
     url = models.CharField(max_length=2000)
     events = models.JSONField(help_text="event types this endpoint subscribes to")
     description = models.CharField(max_length=500, blank=True, default="")
-    secret = models.CharField(max_length=100, help_text="whsec_<base64>: shown once at creation")
+    secret = models.TextField(
+        help_text="whsec_<base64>, shown once at creation; stored as a Fernet token "
+        "(WEBHOOK_SECRET_KEYS, backend.commands.webhook_endpoints.seal_secret)"
+    )
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField()
@@ -184,6 +190,14 @@ class WebhookEndpoint(models.Model):
 
     class Meta:
         db_table = "webhook_endpoints"
+        indexes = [
+            # The API's reads and the cap's count: one subject's live endpoints.
+            models.Index(
+                fields=["owner", "id"],
+                name="webhook_endpoint_owner_idx",
+                condition=models.Q(deleted_at__isnull=True),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"webhook {self.pk} -> {self.url}"

@@ -20,6 +20,7 @@ from django.db import InterfaceError, OperationalError
 from standardwebhooks.webhooks import Webhook
 
 import backend.jobs.broker  # noqa: F401 - sets the global broker before the actor binds to it
+from backend.commands import webhook_endpoints
 from backend.commands.outbox import webhook_deliveries
 from backend.integrations.webhooks import DeliveryError, UnsafeUrl, post
 from backend.jobs.dispatcher import WEBHOOK_ACTOR, WEBHOOK_QUEUE
@@ -56,13 +57,20 @@ def deliver(delivery_id: int) -> Result:
     if claim is None:
         return "skipped"
     body = claim.body.encode("utf-8")
-    headers = signed_headers(
-        secret=claim.secret, event_id=claim.event_id, body=body, now=datetime.now(UTC)
-    )
     started = time.monotonic()
     gone = False
     try:
+        # Stored encrypted (WEBHOOK_SECRET_KEYS); decrypted only for this signature.
+        secret = webhook_endpoints.open_secret(claim.secret)
+        headers = signed_headers(
+            secret=secret, event_id=claim.event_id, body=body, now=datetime.now(UTC)
+        )
         answer = post(claim.url, body=body, headers=headers)
+    except webhook_endpoints.UnreadableSecret as exc:
+        # A key still needed was dropped from WEBHOOK_SECRET_KEYS: retried (bounded by age), so
+        # putting the key back delivers the event.
+        logger.error("Webhook endpoint %s not signed: %s", claim.endpoint_id, exc)
+        error = "not sent: the signing secret cannot be decrypted (WEBHOOK_SECRET_KEYS)"
     except (UnsafeUrl, DeliveryError) as exc:
         error = f"refused: the URL {exc}" if isinstance(exc, UnsafeUrl) else str(exc)
     except Exception as exc:  # a bug or an unforeseen library error: retried, bounded by age

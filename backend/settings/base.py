@@ -416,6 +416,14 @@ IDEMPOTENCY_STALE_CLAIM_SECONDS: float = 60.0
 
 # Development and tests only: allow `http` URLs and loopback/private/link-local addresses.
 WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+# Live (not deleted) endpoints one token subject may have: each is a row in every subscribed
+# change's transaction and a signed POST to a URL the caller chose, retried for days.
+WEBHOOKS_MAX_ENDPOINTS: int = env_int("WEBHOOKS_MAX_ENDPOINTS", 10, minimum=1, maximum=10_000)
+# Keys that encrypt the endpoints' signing secrets at rest (Fernet; each entry is hashed into a
+# key, so any long random string works). The first encrypts, every one decrypts: to rotate, put
+# the new key first, run `manage.py reseal_webhook_secrets`, then drop the old one. Unset: one
+# key derived from DJANGO_SECRET_KEY (so changing that key needs the old one listed here).
+WEBHOOK_SECRET_KEYS: list[str] = env_list("WEBHOOK_SECRET_KEYS") or [SECRET_KEY]
 # One attempt: connect timeout, and a total deadline (the contract's "2xx within 15 s") that a
 # trickling receiver cannot stretch; at most this much of an error answer is read.
 WEBHOOK_CONNECT_TIMEOUT_SECONDS: float = 5.0

@@ -34,7 +34,9 @@ def subscribed(settings) -> int:
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     return webhooks.create_webhook_endpoint(
         webhooks.CreateWebhookEndpoint(
-            url="http://127.0.0.1:9/h", events=["order.created", "customer.updated"]
+            owner="test-user",
+            url="http://127.0.0.1:9/h",
+            events=["order.created", "customer.updated"],
         )
     )
 

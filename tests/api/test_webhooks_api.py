@@ -12,6 +12,7 @@ from backend.commands import customers
 from backend.commands.models import WebhookDelivery, WebhookEndpoint
 from backend.commands.outbox import webhook_deliveries as webhooks
 from backend.errors import DuplicateCode
+from tests.api.conftest import Api
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +233,132 @@ def test_rolled_back_changes_write_no_event(api, private_ok):
 
     assert WebhookDelivery.objects.count() == before == 1
     assert WebhookDelivery.objects.get().endpoint_id == hook_id
+
+
+# --- Issue 24: ownership, read scopes, the URL after the 201, the cap -----------------------------
+
+EVERY_READ = ("webhooks:manage", "customers:read", "orders:read")
+
+
+@pytest.fixture
+def mallory(client, auth_headers) -> Api:
+    """Another client: every scope a webhook needs, another `sub`."""
+    return Api(client, auth_headers(*EVERY_READ, sub="mallory"))
+
+
+def test_an_endpoint_belongs_to_the_subject_that_created_it(api, mallory, private_ok):
+    mine = create(api, description="alice's").json()["id"]
+    theirs = create(mallory, description="mallory's").json()["id"]
+
+    assert api.get(f"webhooks/{mine}/").status_code == 200
+    assert api.get(f"webhooks/{theirs}/").status_code == 404
+    got = mallory.get(f"webhooks/{mine}/")
+    assert got.status_code == 404
+    assert got["Content-Type"] == "application/problem+json"
+    assert mallory.call("DELETE", f"webhooks/{mine}/").status_code == 404
+    assert mallory.post(f"webhooks/{mine}/ping/", {}).status_code == 404
+    assert [item["id"] for item in mallory.get("webhooks/").json()["items"]] == [theirs]
+    assert [item["id"] for item in api.get("webhooks/").json()["items"]] == [mine]
+
+    # Nothing of mine changed: still live, and no ping was queued to it.
+    assert api.get(f"webhooks/{mine}/").json()["enabled"] is True
+    assert not WebhookDelivery.objects.filter(endpoint_id=mine).exists()
+    # The owner still manages it.
+    assert api.post(f"webhooks/{mine}/ping/", {}).status_code == 202
+    assert api.call("DELETE", f"webhooks/{mine}/").status_code == 204
+
+
+def test_a_cursor_of_another_subject_is_refused(api, mallory, private_ok):
+    for _ in range(2):
+        create(api)
+    cursor = api.get("webhooks/?limit=1").json()["next_cursor"]
+    assert mallory.get(f"webhooks/?limit=1&cursor={cursor}").status_code == 400
+
+
+def test_endpoints_from_before_ownership_are_visible_to_nobody(api, private_ok):
+    """Migration 0008 gives existing rows the owner "": no token has an empty `sub`."""
+    hook_id = create(api).json()["id"]
+    WebhookEndpoint.objects.filter(pk=hook_id).update(owner="")
+
+    assert api.get(f"webhooks/{hook_id}/").status_code == 404
+    assert api.get("webhooks/").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("scopes", "events", "needed"),
+    [
+        (("webhooks:manage",), ["customer.created"], "customers:read"),
+        (("webhooks:manage", "customers:write"), ["customer.updated"], "customers:read"),
+        (("webhooks:manage", "customers:read"), ["order.created"], "orders:read"),
+        (("webhooks:manage", "orders:write"), ["order.sms_status_changed"], "orders:read"),
+        (
+            ("webhooks:manage",),
+            ["order.created", "customer.deleted"],
+            "customers:read orders:read",
+        ),
+    ],
+)
+def test_subscribing_needs_the_read_scope_of_the_events(
+    client, auth_headers, private_ok, scopes, events, needed
+):
+    caller = Api(client, auth_headers(*scopes))
+    response = create(caller, events=events)
+
+    assert response.status_code == 403, response.content
+    assert response["WWW-Authenticate"] == f'Bearer error="insufficient_scope", scope="{needed}"'
+    assert response["Content-Type"] == "application/problem+json"
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("scopes", "events"),
+    [
+        (("webhooks:manage", "customers:read"), ["customer.created", "customer.deleted"]),
+        (("webhooks:manage", "orders:read"), ["order.created"]),
+    ],
+)
+def test_the_read_scope_of_the_events_is_enough(client, auth_headers, private_ok, scopes, events):
+    assert create(Api(client, auth_headers(*scopes)), events=events).status_code == 201
+
+
+def test_the_url_is_shown_whole_only_in_the_201(api, private_ok):
+    url = "http://127.0.0.1:9/hooks/in?token=capability-s3cr3t&x=1"
+    created = create(api, url=url)
+    assert created.status_code == 201
+    assert created.json()["url"] == url
+
+    hook_id = created.json()["id"]
+    shown = api.get(f"webhooks/{hook_id}/")
+    listed = api.get("webhooks/")
+    assert shown.json()["url"] == "http://127.0.0.1:9/hooks/in"
+    assert listed.json()["items"][0]["url"] == "http://127.0.0.1:9/hooks/in"
+    for answer in (shown, listed):
+        assert b"capability-s3cr3t" not in answer.content
+    # Events still go to the whole URL.
+    assert WebhookEndpoint.objects.get(pk=hook_id).url == url
+
+
+def test_a_subject_may_have_at_most_webhooks_max_endpoints(api, mallory, private_ok):
+    private_ok.WEBHOOKS_MAX_ENDPOINTS = 3
+    ids = [create(api).json()["id"] for _ in range(3)]
+
+    refused = create(api, description="one too many")
+    assert refused.status_code == 422, refused.content
+    assert refused["Content-Type"] == "application/problem+json"
+    assert "at most 3 webhook endpoints" in refused.json()["detail"]
+    assert WebhookEndpoint.objects.count() == 3
+    assert len(api.get("webhooks/").json()["items"]) == 3
+
+    # The cap is per subject, and deleted endpoints do not count.
+    assert create(mallory).status_code == 201
+    assert api.call("DELETE", f"webhooks/{ids[0]}/").status_code == 204
+    assert create(api).status_code == 201
+    assert create(api).status_code == 422
+
+
+def test_every_event_type_names_its_read_scope():
+    from backend.api.schemas.webhooks import READ_SCOPE_OF_EVENT, EventType
+    from backend.notifications import events
+
+    assert set(READ_SCOPE_OF_EVENT) == set(EventType.__args__) == set(events.EVENT_TYPES)
+    assert set(READ_SCOPE_OF_EVENT.values()) == {"customers:read", "orders:read"}

@@ -36,7 +36,9 @@ def test_the_documented_receiver_verifies_real_deliveries(settings, tmp_path):
     port = free_port()
     endpoint_id = webhook_endpoints.create_webhook_endpoint(
         webhook_endpoints.CreateWebhookEndpoint(
-            url=f"http://127.0.0.1:{port}/duka-events", events=["customer.created"]
+            owner="test-user",
+            url=f"http://127.0.0.1:{port}/duka-events",
+            events=["customer.created"],
         )
     )
     script = tmp_path / "receiver.py"

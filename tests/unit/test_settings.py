@@ -63,6 +63,8 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ({"OIDC_REQUIRE_TYP": "maybe"}, "OIDC_REQUIRE_TYP"),
         ({"DJANGO_TRUSTED_PROXY_COUNT": "-1"}, "DJANGO_TRUSTED_PROXY_COUNT"),
         ({"DJANGO_TRUSTED_PROXY_COUNT": "two"}, "DJANGO_TRUSTED_PROXY_COUNT"),
+        ({"WEBHOOKS_MAX_ENDPOINTS": "0"}, "WEBHOOKS_MAX_ENDPOINTS"),
+        ({"WEBHOOKS_MAX_ENDPOINTS": "many"}, "WEBHOOKS_MAX_ENDPOINTS"),
     ],
 )
 def test_bad_configuration_stops_with_one_line(env, variable):
@@ -86,6 +88,8 @@ def test_good_configuration_passes():
         SMS_CALLBACK_TOKEN="x" * 32,
         OIDC_REQUIRE_TYP="1",
         DJANGO_TRUSTED_PROXY_COUNT="2",
+        WEBHOOKS_MAX_ENDPOINTS="25",
+        WEBHOOK_SECRET_KEYS="new-key-0123456789abcdef,old-key-0123456789abcdef",
     )
     assert result.returncode == 0, result.stderr
 

@@ -15,6 +15,15 @@ EventType = Literal[
     "customer.updated",
     "customer.deleted",
 ]
+# The read scope each event type's `data` needs: an event carries the resource as the API shows
+# it, so subscribing is reading (contract section 9).
+READ_SCOPE_OF_EVENT: dict[str, str] = {
+    "order.created": "orders:read",
+    "order.sms_status_changed": "orders:read",
+    "customer.created": "customers:read",
+    "customer.updated": "customers:read",
+    "customer.deleted": "customers:read",
+}
 Url = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL),
@@ -36,7 +45,9 @@ class WebhookEndpointIn(InputSchema):
 
 class WebhookEndpointOut(Schema):
     id: int
-    url: str
+    url: str = Field(
+        description="The URL without its query string (shown whole only when it is created)."
+    )
     events: list[str]
     description: str
     enabled: bool
@@ -51,6 +62,7 @@ class WebhookEndpointOut(Schema):
 
 
 class WebhookEndpointCreated(WebhookEndpointOut):
+    url: str = Field(description="The URL as given, query string included: shown whole only here.")
     secret: str = Field(
         description="`whsec_<base64>`: the signing secret. Shown only in this response."
     )

@@ -181,7 +181,7 @@ class Claim:
     endpoint_id: int
     token: uuid.UUID
     url: str
-    secret: str
+    secret: str  # as stored: encrypted (the actor decrypts it to sign)
     event_id: str
     event_type: str
     body: str

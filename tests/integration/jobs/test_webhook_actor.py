@@ -23,6 +23,8 @@ from tests.fixtures.receiver import Answer, Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+OWNER = "test-user"
+
 
 @pytest.fixture
 def fast(settings):
@@ -35,7 +37,9 @@ def fast(settings):
 
 def endpoint(url: str, *types: str) -> tuple[int, str]:
     endpoint_id = webhook_endpoints.create_webhook_endpoint(
-        webhook_endpoints.CreateWebhookEndpoint(url=url, events=list(types or ["order.created"]))
+        webhook_endpoints.CreateWebhookEndpoint(
+            owner=OWNER, url=url, events=list(types or ["order.created"])
+        )
     )
     return endpoint_id, webhook_endpoints.get_secret(endpoint_id)
 
@@ -218,7 +222,7 @@ def test_connect_time_check_refuses_an_address_allowed_at_create(
 
 def test_ping_is_delivered(fast, receiver: Receiver, stub_worker):
     hook_id, secret = endpoint(receiver.url, "order.created")
-    event_id = webhook_endpoints.ping_webhook_endpoint(hook_id)
+    event_id = webhook_endpoints.ping_webhook_endpoint(hook_id, owner=OWNER)
 
     receiver.wait_for(lambda r: len(r.delivered) == 1)
     [got] = receiver.delivered
@@ -242,7 +246,7 @@ def test_sms_status_change_is_an_event(fast, receiver: Receiver, stub_worker):
 def test_deleted_endpoint_gets_nothing_more(fast, receiver: Receiver):
     hook_id, _ = endpoint(receiver.url, "customer.created")
     make_customer()
-    webhook_endpoints.delete_webhook_endpoint(hook_id)
+    webhook_endpoints.delete_webhook_endpoint(hook_id, owner=OWNER)
     [row] = WebhookDelivery.objects.all()
 
     assert deliver(row.pk) == "skipped"

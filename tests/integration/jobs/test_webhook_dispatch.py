@@ -23,7 +23,7 @@ def hook(settings) -> int:
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     return webhook_endpoints.create_webhook_endpoint(
         webhook_endpoints.CreateWebhookEndpoint(
-            url="http://127.0.0.1:9/h", events=["customer.created"]
+            owner="test-user", url="http://127.0.0.1:9/h", events=["customer.created"]
         )
     )
 
@@ -75,7 +75,9 @@ def test_an_older_pending_event_of_the_subject_holds_the_next_back(stub_broker, 
     customer_id = make_customer()  # one event, for the `hook` endpoint only
     endpoint_all = webhook_endpoints.create_webhook_endpoint(
         webhook_endpoints.CreateWebhookEndpoint(
-            url="http://127.0.0.1:9/all", events=["customer.created", "customer.updated"]
+            owner="test-user",
+            url="http://127.0.0.1:9/all",
+            events=["customer.created", "customer.updated"],
         )
     )
     customers.patch_customer(customers.PatchCustomer(customer_id=customer_id, name="A"))

@@ -27,7 +27,7 @@ def private_ok(settings):
 
 def subscribe(url: str, *types: str) -> tuple[int, str]:
     endpoint_id = webhook_endpoints.create_webhook_endpoint(
-        webhook_endpoints.CreateWebhookEndpoint(url=url, events=list(types))
+        webhook_endpoints.CreateWebhookEndpoint(owner="test-user", url=url, events=list(types))
     )
     return endpoint_id, webhook_endpoints.get_secret(endpoint_id)
 
