@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "backend.api.middleware.ProblemDetailsMiddleware",
+    # Drops the idle database connections a database restart or failover closed.
+    "backend.api.middleware.StaleConnectionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # The API is bearer-token only (Ninja views are CSRF-exempt); this guards any cookie-based view.
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -131,8 +133,9 @@ POSTGRESQL_ENGINE = "django_prometheus.db.backends.postgresql"
 def _database(url: str, variable: str = "DATABASE_URL") -> dict:
     try:
         # Persistent connections without Django's per-request health check (a `SELECT 1` round
-        # trip before the first query of every request). A connection that died (database
-        # restart, failover) fails the one request that finds it and is then replaced.
+        # trip before the first query of every request). A connection the server closed
+        # (restart, failover) is found without a round trip and replaced before a request
+        # uses it (backend.dbconnections); one that dies mid-request is a 503 and is replaced.
         config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=False)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{variable} is not a usable database URL: {exc}") from None
