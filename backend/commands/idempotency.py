@@ -14,12 +14,14 @@ transaction rolls back, and the retry's resource is the only one.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from backend.commands.batches import delete_in_batches
 from backend.commands.clock import now_ms
 from backend.commands.models import IdempotencyRecord
 from backend.errors import IdempotencyInProgress, IdempotencyKeyReused
@@ -142,8 +144,9 @@ def release_claim(claim: IdempotencyClaim) -> None:
     IdempotencyRecord.objects.filter(**_mine(claim), resource_id__isnull=True).delete()
 
 
-def purge_expired() -> int:
-    """Delete records past the 24 h replay window; returns how many."""
+def purge_expired(*, stopping: Callable[[], bool] | None = None) -> int:
+    """Delete records past the 24 h replay window, in batches; returns how many."""
     cutoff = now_ms() - _window("IDEMPOTENCY_RETENTION_SECONDS")
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
+    return delete_in_batches(
+        IdempotencyRecord.objects.filter(created_at__lt=cutoff), stopping=stopping
+    )
