@@ -9,9 +9,12 @@ looks to the application; or their backend is terminated with `pg_terminate_back
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -23,6 +26,7 @@ from tests.factories import make_customer
 from tests.fixtures.auth import bearer, builtin_token
 from tests.fixtures.broker import database_url
 from tests.fixtures.tcp_proxy import TcpProxy
+from tests.integration.ops.test_gunicorn import procfile_web
 
 pytestmark = pytest.mark.django_db(transaction=True)
 RECOVERY_SECONDS = 15.0
@@ -134,3 +138,38 @@ def test_a_terminated_backend_is_replaced_before_a_request_uses_it() -> None:
             time.sleep(0.05)
 
     assert get_customer(client, customer).status_code == 200
+
+
+def test_a_gunicorn_web_process_answers_503_while_away_and_recovers_without_a_restart(
+    postgres_proxy: TcpProxy, tmp_path: Path
+):
+    """The Procfile's web command (gthread: a persistent connection per thread) through the
+    proxy: the same, with Django's own end-of-request clean-up in play."""
+    customer = make_customer()
+    url = urlsplit(database_url())
+    proxied = urlunsplit(url._replace(netloc=f"{url.netloc.rpartition('@')[0]}@127.0.0.1:{postgres_proxy.port}"))
+    auth = {"Authorization": headers()["HTTP_AUTHORIZATION"]}
+    path = f"/api/v1/customers/{customer}/"
+    with procfile_web(tmp_path, env={"TEST_DATABASE_URL": proxied}) as server:
+        assert [server.get(path, auth)[0] for _ in range(4)] == [200] * 4  # both threads warm
+
+        postgres_proxy.stop()
+        for _ in range(4):
+            status, body, response_headers = server.get(path, auth)
+            assert status == 503, body
+            assert int(response_headers["Retry-After"]) > 0
+            assert json.loads(body)["type"] == PROBLEM_BASE + "database-unavailable"
+        assert server.get("/readyz")[0] == 503
+
+        postgres_proxy.start()
+        deadline = time.monotonic() + RECOVERY_SECONDS
+        while (status := server.get(path, auth)[0]) != 200:
+            assert status == 503, status
+            assert time.monotonic() < deadline, "no success within 15 s of the database's return"
+            time.sleep(0.2)
+        assert [server.get(path, auth)[0] for _ in range(6)] == [200] * 6
+
+        postgres_proxy.restart()  # between requests: every thread's idle connection is dead
+        assert [server.get(path, auth)[0] for _ in range(6)] == [200] * 6
+        assert server.get("/readyz")[0] == 200
+    assert "Traceback" not in server.log, server.log[-4000:]
