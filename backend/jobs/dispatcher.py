@@ -247,9 +247,10 @@ class Dispatcher:
                 self.beat,
             )
             published += more
-            # A sweep cut short by its bound goes on at the next pass; else after a third of
-            # the grace, as before.
+            # A sweep cut short by its bound goes on at the next pass (at once); else after a
+            # third of the grace, as before.
             swept = not (sms_left or webhooks_left)
+            self.backlog = self.backlog or not swept
             self._next_sweep = (
                 now + _setting("OUTBOX_REDELIVERY_GRACE_SECONDS") / 3 if swept else now
             )
