@@ -17,8 +17,8 @@ from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from backend.errors import DomainError, InvalidField
 from backend.dbconnections import close_broken
+from backend.errors import DomainError, InvalidField
 from backend.problems import database_unavailable, problem_response
 
 logger = logging.getLogger("duka.api")

@@ -147,7 +147,9 @@ def test_a_gunicorn_web_process_answers_503_while_away_and_recovers_without_a_re
     proxy: the same, with Django's own end-of-request clean-up in play."""
     customer = make_customer()
     url = urlsplit(database_url())
-    proxied = urlunsplit(url._replace(netloc=f"{url.netloc.rpartition('@')[0]}@127.0.0.1:{postgres_proxy.port}"))
+    proxied = urlunsplit(
+        url._replace(netloc=f"{url.netloc.rpartition('@')[0]}@127.0.0.1:{postgres_proxy.port}")
+    )
     auth = {"Authorization": headers()["HTTP_AUTHORIZATION"]}
     path = f"/api/v1/customers/{customer}/"
     with procfile_web(tmp_path, env={"TEST_DATABASE_URL": proxied}) as server:

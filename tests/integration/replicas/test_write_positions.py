@@ -29,9 +29,7 @@ READ_DELAY = 0.02  # widens each writer's window between reading the position an
 def shared_cache(request: pytest.FixtureRequest, settings: Any) -> Iterator[type]:
     """The cache read-your-writes uses: in-process (no REDIS_URL) or Django's Redis cache."""
     if request.param == "locmem":
-        settings.CACHES = {
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-        }
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
         yield LocMemCache
         return
     url = request.getfixturevalue("redis_url")
@@ -65,7 +63,12 @@ def test_concurrent_writes_of_one_subject_keep_the_highest_position(
         start = threading.Barrier(WRITERS)
         errors: list[BaseException] = []
 
-        def write(lsn: int, subject: str = subject, start: threading.Barrier = start) -> None:
+        def write(
+            lsn: int,
+            subject: str = subject,
+            start: threading.Barrier = start,
+            errors: list[BaseException] = errors,
+        ) -> None:
             try:
                 given.lsn = lsn
                 start.wait(timeout=10)
