@@ -122,8 +122,8 @@ _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "503",
         "The database is unreachable or did not answer in time (`"
         + PROBLEM_BASE
-        + "database-unavailable`): nothing was changed that the answer would confirm; retry "
-        "after `Retry-After` seconds (with the same `Idempotency-Key` for a create).",
+        + "database-unavailable`); retry after `Retry-After` seconds (a create with the same "
+        "`Idempotency-Key`, so that it happens at most once).",
         {"Retry-After": {"required": True, "schema": {"type": "string"}}},
     ),
     "TooManyFailedCallbacks": (
