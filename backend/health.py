@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from backend.dbconnections import close_broken
 from backend.problems import problem_response
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,13 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 def _database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL statement_timeout = {CHECK_TIMEOUT_SECONDS * 1000}")
-        cursor.execute("SELECT 1")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL statement_timeout = {CHECK_TIMEOUT_SECONDS * 1000}")
+            cursor.execute("SELECT 1")
+    except Exception:
+        close_broken()  # the next probe connects afresh: ready again once the database is
+        raise
 
 
 def _ping(url: str) -> None:

@@ -37,3 +37,20 @@ def problem_response(
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+# Seconds a client waits before retrying while the database is away (a restart or a failover
+# takes a few; requests succeed again within 15 s of it answering, contract section 6).
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable() -> HttpResponse:
+    """503 while the database cannot be reached or did not answer in time: retry, not a bug."""
+    return problem_response(
+        503,
+        "The database is unavailable or did not answer in time; retry after "
+        f"{DATABASE_RETRY_AFTER_SECONDS} seconds.",
+        code="database-unavailable",
+        title="Database unavailable",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )

@@ -11,13 +11,15 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
+from backend.dbconnections import close_broken
 from backend.errors import DomainError, InvalidField
-from backend.problems import problem_response
+from backend.problems import database_unavailable, problem_response
 
 logger = logging.getLogger("duka.api")
 
@@ -85,6 +87,24 @@ def _not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
     return problem_response(404, "No such resource.")
 
 
+# Every way the database can be away or too slow: refused, reset, terminated, timed out.
+DATABASE_AWAY = (OperationalError, InterfaceError)
+
+
+def database_away(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """A 503 with Retry-After, never a 500: the request may succeed once the database is
+    back. The connection that failed is closed, so the next request connects afresh."""
+    logger.warning(
+        "Database unavailable on %s %s (%s: %s)",
+        request.method,
+        request.path,
+        type(exc).__name__,
+        str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+    )
+    close_broken()
+    return database_unavailable()
+
+
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     # Logged with its traceback for operators; the client sees no internals.
     logger.exception("Unhandled error on %s %s", request.method, request.path)
@@ -104,4 +124,6 @@ def register_error_handlers(api: NinjaAPI) -> None:
         RequestDataTooBig,
     ):
         api.add_exception_handler(unreadable, _unreadable_body)
+    for away in DATABASE_AWAY:
+        api.add_exception_handler(away, database_away)
     api.add_exception_handler(Exception, _unexpected)

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from backend.api.errors import DATABASE_AWAY, database_away
+from backend.dbconnections import drop_dead
 from backend.problems import PROBLEM_CONTENT_TYPE, problem_response
 
 # OAuth endpoints answer with RFC 6749 error JSON, which clients of /o/ expect.
@@ -53,6 +55,10 @@ class ProblemDetailsMiddleware:
                 return self._as_problem(response)
         return response
 
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        """A view outside Ninja (the token endpoint, /metrics) failing on the database."""
+        return database_away(request, exc) if isinstance(exc, DATABASE_AWAY) else None
+
     def _refuse(self, request: HttpRequest) -> HttpResponse | None:
         """Reject oversized and non-JSON bodies before anything reads them."""
         try:
@@ -95,6 +101,19 @@ class ProblemDetailsMiddleware:
             if name in response:
                 problem[name] = response[name]
         return problem
+
+
+class StaleConnectionMiddleware:
+    """Before each request, closes the persistent database connections the server dropped
+    while they were idle (a restart, a failover), so the request reconnects instead of failing
+    on them (backend.dbconnections.drop_dead: no round trip unless the socket says so)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        drop_dead()
+        return self.get_response(request)
 
 
 class ContentSecurityPolicyMiddleware:

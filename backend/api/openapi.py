@@ -5,7 +5,8 @@ place and idempotently:
 
 * the `Problem` schema (RFC 9457) and the problem+json error responses each operation can
   answer, derived from its shape: secured -> 401/403; path id -> 404; parameters or a body ->
-  400/422; a body -> 413; a JSON body -> 415; secured write -> 409/429;
+  400/422; a body -> 413; a JSON body -> 415; secured write -> 409/429; every one -> 503
+  while the database is away;
 * the `Idempotency-Key` request header of the POST creates and the `Location` /
   `Idempotent-Replayed` headers of their 201;
 * `ETag` / `If-None-Match` / 304 on the single-resource reads and `If-Match` / 412 on the
@@ -115,6 +116,14 @@ _RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "TooManyRequests": (
         "429",
         "Write rate limit of this subject exceeded.",
+        {"Retry-After": {"required": True, "schema": {"type": "string"}}},
+    ),
+    "DatabaseUnavailable": (
+        "503",
+        "The database is unreachable or did not answer in time (`"
+        + PROBLEM_BASE
+        + "database-unavailable`); retry after `Retry-After` seconds (a create with the same "
+        "`Idempotency-Key`, so that it happens at most once).",
         {"Retry-After": {"required": True, "schema": {"type": "string"}}},
     ),
     "TooManyFailedCallbacks": (
@@ -242,6 +251,7 @@ def _error_names(method: str, operation: dict[str, Any]) -> list[str]:
         names.append("UnsupportedMediaType")
     if secured and method in _SECURED_WRITES:
         names += ["Conflict", "TooManyRequests"]
+    names.append("DatabaseUnavailable")  # every operation reads or writes the database
     return names
 
 

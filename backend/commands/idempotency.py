@@ -14,12 +14,14 @@ transaction rolls back, and the retry's resource is the only one.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from backend.commands.batches import delete_in_batches
 from backend.commands.clock import now_ms
 from backend.commands.models import IdempotencyRecord
 from backend.errors import IdempotencyInProgress, IdempotencyKeyReused
@@ -45,29 +47,53 @@ def _window(name: str) -> timedelta:
     return timedelta(seconds=float(getattr(settings, name)))
 
 
+# How often a claim is tried again when the record it collided with vanished before it could be
+# read (its holder released it after a 4xx, or housekeeping purged it): each retry is a fresh
+# INSERT, and a collision that keeps vanishing is answered as "in progress" (409, retry).
+CLAIM_ATTEMPTS = 3
+
+
 @transaction.atomic(durable=True)
 def claim_key(
     *, subject: str, endpoint: str, key: str, fingerprint: str
 ) -> IdempotencyClaim | Replay:
-    """Claim `key` for a new request, or return what the first request with it produced."""
+    """Claim `key` for a new request, or return what the first request with it produced.
+
+    The INSERT can collide with a record that is gone by the time it is read (released or
+    purged in between): the claim is then tried again, at most CLAIM_ATTEMPTS times."""
     now = now_ms()
     token = uuid.uuid4()
-    try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                subject=subject,
-                endpoint=endpoint,
-                key=key,
-                fingerprint=fingerprint,
-                claim_token=token,
-                created_at=now,
-            )
-        return IdempotencyClaim(record_id=record.pk, token=token)
-    except IntegrityError:
-        pass
-    record = IdempotencyRecord.objects.select_for_update().get(
-        subject=subject, endpoint=endpoint, key=key
+    for _ in range(CLAIM_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    subject=subject,
+                    endpoint=endpoint,
+                    key=key,
+                    fingerprint=fingerprint,
+                    claim_token=token,
+                    created_at=now,
+                )
+            return IdempotencyClaim(record_id=record.pk, token=token)
+        except IntegrityError:
+            pass
+        found = (
+            IdempotencyRecord.objects.select_for_update()
+            .filter(subject=subject, endpoint=endpoint, key=key)
+            .first()
+        )
+        if found is not None:
+            return _claim_existing(found, fingerprint=fingerprint, token=token, now=now)
+    raise IdempotencyInProgress(
+        "A request with this Idempotency-Key is changing hands; retry later."
     )
+
+
+def _claim_existing(
+    record: IdempotencyRecord, *, fingerprint: str, token: uuid.UUID, now: datetime
+) -> IdempotencyClaim | Replay:
+    """Precondition: `record` is locked. Take it over when it expired or was abandoned, else
+    replay it, or refuse a different body or a request still in progress."""
     expired = record.created_at < now - _window("IDEMPOTENCY_RETENTION_SECONDS")
     abandoned = record.resource_id is None and record.created_at < now - _window(
         "IDEMPOTENCY_STALE_CLAIM_SECONDS"
@@ -118,8 +144,9 @@ def release_claim(claim: IdempotencyClaim) -> None:
     IdempotencyRecord.objects.filter(**_mine(claim), resource_id__isnull=True).delete()
 
 
-def purge_expired() -> int:
-    """Delete records past the 24 h replay window; returns how many."""
+def purge_expired(*, stopping: Callable[[], bool] | None = None) -> int:
+    """Delete records past the 24 h replay window, in batches; returns how many."""
     cutoff = now_ms() - _window("IDEMPOTENCY_RETENTION_SECONDS")
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
+    return delete_in_batches(
+        IdempotencyRecord.objects.filter(created_at__lt=cutoff), stopping=stopping
+    )

@@ -11,7 +11,11 @@ and records when it did (`enqueued_at`):
   broker, and published again only when the broker no longer holds its message;
 * while the broker fails it backs off (up to OUTBOX_BROKER_BACKOFF_MAX_SECONDS), so a dead or
   silent broker costs one bounded call per pause, never a request's time;
-* it runs the periodic housekeeping and exports the broker's queue depth.
+* a pass is bounded (OUTBOX_PASS_MAX_BATCHES batches per channel, the liveness beat refreshed
+  after each): a backlog after a broker outage goes out over consecutive passes, with the
+  sweep between them, and the worker's liveness probe stays green meanwhile;
+* it exports the broker's queue depth, and starts the housekeeping in a thread of its own
+  (backend.jobs.housekeeping: batched deletes that never hold up publishing).
 
 Web requests never touch the broker: a command writes the outbox row and returns.
 """
@@ -51,25 +55,38 @@ def _setting(name: str) -> float:
     return float(getattr(settings, name))
 
 
-def _drain(publish_due: Callable[[], int], limit: int) -> int:
-    """Call `publish_due` until a call publishes less than a full batch; returns the total."""
+def _drain(
+    publish_due: Callable[[], int], limit: int, max_batches: int, beat: Callable[[], None]
+) -> tuple[int, bool]:
+    """Call `publish_due` until a call publishes less than a full batch, at most `max_batches`
+    times, calling `beat` after each; returns (the total, whether rows may be left)."""
     total = 0
-    while True:
+    for _ in range(max_batches):
         batch = publish_due()
         total += batch
+        beat()
         if batch < limit:
-            return total
+            return total, False
+    return total, True
 
 
-def _drain_lost(republish_lost: Callable[[], tuple[int, int]], limit: int) -> int:
-    """Call `republish_lost` until a call checks less than a full batch; returns how many
-    messages were published again."""
+def _drain_lost(
+    republish_lost: Callable[[], tuple[int, int]],
+    limit: int,
+    max_batches: int,
+    beat: Callable[[], None],
+) -> tuple[int, bool]:
+    """Call `republish_lost` until a call checks less than a full batch, at most `max_batches`
+    times, calling `beat` after each; returns (how many messages were published again, whether
+    rows may be left to check)."""
     total = 0
-    while True:
+    for _ in range(max_batches):
         checked, lost = republish_lost()
         total += lost
+        beat()
         if checked < limit:
-            return total
+            return total, False
+    return total, True
 
 
 class Listener:
@@ -133,10 +150,11 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._failures = 0
         self._next_sweep = 0.0
-        self._next_housekeeping = 0.0
         self._next_pending_sample = 0.0
         self.last_beat = time.monotonic()
         self.passes = 0
+        self.backlog = False  # the last pass stopped at its bound: the next one follows at once
+        self.housekeeper = housekeeping.Housekeeper()
 
     # --- publishing ----------------------------------------------------------------------------
 
@@ -178,38 +196,64 @@ class Dispatcher:
         cutoff = max(self.started_at, timezone.now() - window)
         return {message_id for message_id, at in messages if at >= cutoff}
 
+    def beat(self) -> None:
+        """The dispatcher is making progress: its liveness heartbeat (backend.jobs.middleware)
+        stays fresh. Called at every pass and after every batch within one."""
+        self.last_beat = time.monotonic()
+
     def run_once(self) -> int:
-        """One pass: publish everything due, sweep for lost messages when it is time. Returns
-        how many messages were published. Raises on broker or database errors."""
+        """One bounded pass: publish what is due, at most OUTBOX_PASS_MAX_BATCHES batches per
+        channel, and sweep for lost messages when it is time (as bounded). `backlog` then says
+        whether rows may be left for the next pass. Returns how many messages were published.
+        Raises on broker or database errors."""
         limit = int(settings.OUTBOX_BATCH_SIZE)
+        batches = max(1, int(settings.OUTBOX_PASS_MAX_BATCHES))
         waiting = self.sms_waiting()
-        published = _drain(
+        published, sms_left = _drain(
             lambda: sms_notifications.publish_due(
                 publish=self.publish_sms, limit=limit, waiting=waiting
             ),
             limit,
+            batches,
+            self.beat,
         )
-        published += _drain(
+        more, webhooks_left = _drain(
             lambda: webhook_deliveries.publish_due(publish=self.publish_webhook, limit=limit),
             limit,
+            batches,
+            self.beat,
         )
+        published += more
+        self.backlog = sms_left or webhooks_left
         now = time.monotonic()
         if now >= self._next_sweep:
-            published += _drain_lost(
+            more, sms_left = _drain_lost(
                 lambda: sms_notifications.republish_lost(
                     publish=self.publish_sms, still_queued=self.still_queued, limit=limit
                 ),
                 limit,
+                batches,
+                self.beat,
             )
-            published += _drain_lost(
+            published += more
+            more, webhooks_left = _drain_lost(
                 lambda: webhook_deliveries.republish_lost(
                     publish=self.publish_webhook,
                     still_queued=lambda messages: self.still_queued(messages, WEBHOOK_QUEUE),
                     limit=limit,
                 ),
                 limit,
+                batches,
+                self.beat,
             )
-            self._next_sweep = now + _setting("OUTBOX_REDELIVERY_GRACE_SECONDS") / 3
+            published += more
+            # A sweep cut short by its bound goes on at the next pass (at once); else after a
+            # third of the grace, as before.
+            swept = not (sms_left or webhooks_left)
+            self.backlog = self.backlog or not swept
+            self._next_sweep = (
+                now + _setting("OUTBOX_REDELIVERY_GRACE_SECONDS") / 3 if swept else now
+            )
         return published
 
     def sms_waiting(self) -> int:
@@ -237,12 +281,16 @@ class Dispatcher:
     # --- the thread ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start publishing, and the housekeeping in a thread of its own (its deletes never
+        hold up publishing)."""
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="outbox-dispatcher", daemon=True)
         self._thread.start()
+        self.housekeeper.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self.housekeeper.stop(timeout=timeout)
         if self._thread is not None:
             self._thread.join(timeout=timeout)
             self._thread = None
@@ -260,11 +308,13 @@ class Dispatcher:
         logger.info("Outbox dispatcher started (LISTEN/NOTIFY)")
         try:
             while not self._stop.is_set():
-                self.last_beat = time.monotonic()
+                self.beat()
                 backoff = self._pass()
                 self.passes += 1
                 if backoff is not None:
                     self._stop.wait(backoff)
+                elif self.backlog:
+                    continue  # rows are left: the next pass follows at once
                 else:
                     listener.wait(
                         _setting("OUTBOX_POLL_SECONDS"),
@@ -314,7 +364,3 @@ class Dispatcher:
                 self.queue_depth()
             with contextlib.suppress(Exception):
                 WEBHOOK_PENDING.set(webhook_deliveries.pending_count())
-        now = time.monotonic()
-        if now >= self._next_housekeeping:
-            self._next_housekeeping = now + _setting("HOUSEKEEPING_INTERVAL_SECONDS")
-            housekeeping.run_guarded()

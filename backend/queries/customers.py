@@ -17,7 +17,7 @@ def not_found(customer_id: int) -> NotFound:
 
 
 def get_customer(customer_id: int) -> CustomerOut:
-    rows = select(_SELECT + ' WHERE "id" = %s', [customer_id])
+    rows = select(_SELECT + ' WHERE "id" = %s', [customer_id], primary_if_empty=True)
     if not rows:
         raise not_found(customer_id)
     return CustomerOut.from_rows(rows)[0]

@@ -22,7 +22,7 @@ def not_found(order_id: int) -> NotFound:
 
 
 def get_order(order_id: int) -> OrderOut:
-    rows = select(_SELECT + ' WHERE "id" = %s', [order_id])
+    rows = select(_SELECT + ' WHERE "id" = %s', [order_id], primary_if_empty=True)
     if not rows:
         raise not_found(order_id)
     return OrderOut.from_rows(rows)[0]

@@ -29,17 +29,21 @@ logger = logging.getLogger(__name__)
 Row = tuple[Any, ...]
 
 
-def select(sql: str, params: Sequence[Any]) -> list[Row]:
+def select(sql: str, params: Sequence[Any], *, primary_if_empty: bool = False) -> list[Row]:
     """The rows of one SELECT.
 
     A replica that fails the query is marked down and the query runs on the primary instead.
+    With `primary_if_empty` (a read by id), no row on the replica is asked again on the
+    primary: the row may be newer than the replica's replay, and a 404 must be the primary's.
     A statement that a migration outdated after this connection prepared it runs once more:
     psycopg forgot the failed statement, so the second run is planned afresh.
     """
     alias = routing.read_alias()
     if alias != DEFAULT_DB_ALIAS:
         try:
-            return _select(alias, sql, params)
+            rows = _select(alias, sql, params)
+            if rows or not primary_if_empty:
+                return rows
         except (OperationalError, InterfaceError) as exc:
             logger.warning("read replica failed a query (%s); reading from the primary", exc)
             connections[alias].close()

@@ -57,7 +57,7 @@ def _read(row: tuple[Any, ...]) -> WebhookEndpointRead:
 
 
 def get_webhook_endpoint(endpoint_id: int, *, owner: str) -> WebhookEndpointRead:
-    rows = select(_SELECT + ' AND "id" = %s', [owner, endpoint_id])
+    rows = select(_SELECT + ' AND "id" = %s', [owner, endpoint_id], primary_if_empty=True)
     if not rows:
         raise NotFound(f"Webhook endpoint {endpoint_id} does not exist.")
     return _read(rows[0])

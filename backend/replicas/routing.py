@@ -8,8 +8,13 @@ there, except:
 * while the replica is down or lags more than `DATABASE_READ_MAX_LAG_S` behind the primary;
 * for a caller (token `sub`) whose last write the replica has not replayed yet: after each
   successful write the middleware stores the primary's WAL position (LSN) for that subject in
-  the Django cache (Redis when REDIS_URL is set, so every web process sees it), and that
-  caller reads from the primary until the replica's replay LSN has passed it.
+  the Django cache (Redis when REDIS_URL is set, so every web process sees it), keeping the
+  highest one atomically (`remember_position`), and that caller reads from the primary until
+  the replica's replay LSN has passed it.
+
+A read by id that finds nothing on the replica is asked again on the primary before it is a
+404 (`backend.queries.sql.select(..., primary_if_empty=True)`): someone told about a new
+resource (a webhook receiver, another client) reads it at once, whatever the replica's lag.
 
 The replica's state (replay LSN, lag) is probed at most once per `STATUS_TTL_SECONDS` per
 process, by one thread while the others use the previous answer; a replica that fails a probe
@@ -30,7 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import DEFAULT_DB_ALIAS, connections
 
 logger = logging.getLogger(__name__)
@@ -199,12 +205,44 @@ def record_write(subject: str) -> None:
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
             cursor.execute("SELECT pg_current_wal_lsn()::text")
             (lsn_text,) = cursor.fetchone()
-        lsn = parse_lsn(lsn_text)
-        key = _write_key(subject)
-        previous = cache.get(key)
-        if previous is None or previous < lsn:
-            cache.set(key, lsn, timeout=WRITE_MEMORY_SECONDS)
+        remember_position(_write_key(subject), parse_lsn(lsn_text))
     except Exception:
         # Without the record this caller may read its write late from the replica; the write
         # itself succeeded, so the response stands.
         logger.warning("could not record the write position of a caller", exc_info=True)
+
+
+# Keeps the higher of the stored and the given position in one step on the Redis server.
+# Positions are compared as decimal text (length, then digits): exact beyond 2**53, where Lua's
+# numbers are not. Django's Redis cache stores an int as its decimal text, so `cache.get` reads
+# what this writes.
+_MAX_SCRIPT = """
+local stored = redis.call('GET', KEYS[1])
+local given = ARGV[1]
+if (not stored) or #stored < #given or (#stored == #given and stored < given) then
+    redis.call('SET', KEYS[1], given, 'EX', ARGV[2])
+    return 1
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
+_local_max = threading.Lock()
+
+
+def remember_position(key: str, lsn: int) -> None:
+    """Store `lsn` under `key` unless a higher position is stored: concurrent writes of one
+    subject never move it backwards. Atomic on the Redis server with Django's Redis cache; any
+    other cache (the in-process one without REDIS_URL) compares and sets under a process lock,
+    which is atomic for a cache that lives in this process."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, RedisCache):
+        redis_key = backend.make_and_validate_key(key)
+        # Django's own client for the key (a private attribute: the contract test in
+        # tests/integration/replicas/test_write_positions.py pins it to a real Redis).
+        client = backend._cache.get_client(redis_key, write=True)
+        client.eval(_MAX_SCRIPT, 1, redis_key, str(lsn), WRITE_MEMORY_SECONDS)
+        return
+    with _local_max:
+        previous = cache.get(key)
+        if previous is None or previous < lsn:
+            cache.set(key, lsn, timeout=WRITE_MEMORY_SECONDS)

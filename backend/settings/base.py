@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "backend.api.middleware.ProblemDetailsMiddleware",
+    # Drops the idle database connections a database restart or failover closed.
+    "backend.api.middleware.StaleConnectionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # The API is bearer-token only (Ninja views are CSRF-exempt); this guards any cookie-based view.
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -131,8 +133,9 @@ POSTGRESQL_ENGINE = "django_prometheus.db.backends.postgresql"
 def _database(url: str, variable: str = "DATABASE_URL") -> dict:
     try:
         # Persistent connections without Django's per-request health check (a `SELECT 1` round
-        # trip before the first query of every request). A connection that died (database
-        # restart, failover) fails the one request that finds it and is then replaced.
+        # trip before the first query of every request). A connection the server closed
+        # (restart, failover) is found without a round trip and replaced before a request
+        # uses it (backend.dbconnections); one that dies mid-request is a 503 and is replaced.
         config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=False)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{variable} is not a usable database URL: {exc}") from None
@@ -386,6 +389,10 @@ OUTBOX_POLL_SECONDS: float = 1.0
 # After a NOTIFY, gather the commits of this long into one pass (latency for throughput).
 OUTBOX_COALESCE_SECONDS: float = 0.05
 OUTBOX_BATCH_SIZE: int = 200
+# A pass publishes at most this many batches per channel (and checks as many in its sweep):
+# a backlog after a broker outage goes out over several passes, the dispatcher's liveness
+# beat is refreshed after each batch, and the sweep runs between passes.
+OUTBOX_PASS_MAX_BATCHES: int = 10
 # A published row still pending after this long is checked against the broker: re-published
 # only when its message is no longer there (lost), never because the queue is long.
 OUTBOX_REDELIVERY_GRACE_SECONDS: float = 30.0
@@ -394,7 +401,12 @@ OUTBOX_REDELIVERY_WINDOW_SECONDS: float = 600.0
 # Longest pause between publish attempts while the broker fails (circuit open).
 OUTBOX_BROKER_BACKOFF_MAX_SECONDS: float = 10.0
 # Purge of expired idempotency records, issuer tokens and unclaimed early delivery reports.
+# It runs in a thread of its own next to the dispatcher, deleting in batches of
+# HOUSEKEEPING_BATCH_SIZE rows (each one short statement, far under the statement timeout), at
+# most HOUSEKEEPING_MAX_BATCHES per kind of row and round (the rest goes in the next round).
 HOUSEKEEPING_INTERVAL_SECONDS: float = 3600.0
+HOUSEKEEPING_BATCH_SIZE: int = 1000
+HOUSEKEEPING_MAX_BATCHES: int = 1000
 EARLY_REPORT_RETENTION_SECONDS: float = 7 * 24 * 3600.0
 # Worker liveness (`GET :$METRICS_PORT/healthz`): every heartbeat younger than this.
 WORKER_HEARTBEAT_SECONDS: float = 5.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +23,7 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from backend import projections
+from backend.commands.batches import delete_in_batches
 from backend.commands.models import EarlyDeliveryReport, SmsNotification, SmsStatus
 from backend.commands.outbox import core, webhook_deliveries
 from backend.commands.outbox.core import FailureOutcome, Publish, StillQueued
@@ -453,8 +455,10 @@ def apply_delivery_report(*, message_id: str, status: str, failure_reason: str =
 # --- Housekeeping -------------------------------------------------------------------------------
 
 
-def purge_early_reports() -> int:
-    """Reports for ids that were never recorded (not ours, or a send lost for good)."""
+def purge_early_reports(*, stopping: Callable[[], bool] | None = None) -> int:
+    """Reports for ids that were never recorded (not ours, or a send lost for good), deleted
+    in batches."""
     cutoff = timezone.now() - core.seconds("EARLY_REPORT_RETENTION_SECONDS")
-    deleted, _ = EarlyDeliveryReport.objects.filter(received_at__lt=cutoff).delete()
-    return deleted
+    return delete_in_batches(
+        EarlyDeliveryReport.objects.filter(received_at__lt=cutoff), stopping=stopping
+    )

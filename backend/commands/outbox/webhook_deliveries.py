@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from backend.commands.batches import delete_in_batches
 from backend.commands.models import WebhookDelivery, WebhookEndpoint
 from backend.commands.models import WebhookDeliveryStatus as Status
 from backend.commands.outbox import core
@@ -157,15 +158,14 @@ def republish_lost(*, publish: Publish, still_queued: StillQueued, limit: int) -
     )
 
 
-def purge_finished() -> int:
-    """Delivered and given-up rows older than the retention (pending ones are never purged)."""
+def purge_finished(*, stopping: Callable[[], bool] | None = None) -> int:
+    """Delivered and given-up rows older than the retention (pending ones are never purged),
+    deleted in batches."""
     cutoff = timezone.now() - core.seconds("WEBHOOK_RETENTION_SECONDS")
-    deleted, _ = (
-        WebhookDelivery.objects.exclude(status=Status.PENDING)
-        .filter(updated_at__lt=cutoff)
-        .delete()
+    return delete_in_batches(
+        WebhookDelivery.objects.exclude(status=Status.PENDING).filter(updated_at__lt=cutoff),
+        stopping=stopping,
     )
-    return deleted
 
 
 def pending_count() -> int:

@@ -65,10 +65,35 @@ def test_own_writes_are_read_back_while_others_read_the_lagging_replica(read_rep
     # probe may have timed out and sent reads to the primary for a while: probe afresh first.)
     wait_until(lambda: routing.monitor.status().up)
     assert codes(client, "bob", customer["code"]) == []
-    assert client.get(f"/api/v1/customers/{customer['id']}/", **headers("bob")).status_code == 404
 
     read_replica.resume()
     wait_until(lambda: codes(client, "bob", customer["code"]) == [customer["code"]])
+
+
+def test_a_read_by_id_that_misses_on_the_lagging_replica_is_asked_on_the_primary(read_replica):
+    """Someone told about a new resource (a webhook receiver, another client) reads it at once;
+    a 404 is the primary's answer, never the lagging replica's."""
+    client = Client()
+    read_replica.wait_caught_up()
+    read_replica.pause()
+    customer = new_customer(client, "gina")
+    order = client.post(
+        "/api/v1/orders/",
+        {"customer_id": customer["id"], "item": "Widget", "amount": "12.50"},
+        content_type="application/json",
+        **headers("gina"),
+    )
+    assert order.status_code == 201, order.content
+    wait_until(lambda: routing.monitor.status().up)
+    assert codes(client, "hank", customer["code"]) == []  # hank reads the replica: behind
+
+    got = client.get(f"/api/v1/customers/{customer['id']}/", **headers("hank"))
+    assert got.status_code == 200
+    assert got.json()["code"] == customer["code"]
+    got = client.get(f"/api/v1/orders/{order.json()['id']}/", **headers("hank"))
+    assert got.status_code == 200
+    assert client.get("/api/v1/orders/999999999/", **headers("hank")).status_code == 404
+    read_replica.resume()
 
 
 def test_once_the_replica_has_replayed_the_write_the_writer_reads_it_there(read_replica):
