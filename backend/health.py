@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -33,7 +33,9 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 def _database() -> None:
     try:
-        with connection.cursor() as cursor:
+        # In a transaction: SET LOCAL outside one is a no-op, and the check would wait up to the
+        # connection's own statement timeout.
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL statement_timeout = {CHECK_TIMEOUT_SECONDS * 1000}")
             cursor.execute("SELECT 1")
     except Exception:
