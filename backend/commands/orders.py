@@ -3,8 +3,8 @@ event rows, all or nothing.
 
 An order is the hot write, so its rows go to PostgreSQL in two statements, not one per row:
 the first locks the customer and draws the order's id (the SMS text names it), the second
-inserts every row built here. Each row is a model instance, so Django's field defaults and
-value conversion apply, and each INSERT names every column of its model: a field added to a
+inserts every row built here. Each row is a model instance, so Django's field defaults
+apply, and each INSERT names every column of its model: a field added to a
 model and to the resource needs no change here.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.db import connection, models, transaction
@@ -114,19 +115,22 @@ def place_order(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None = None)
 
 
 def _insert(name: str, row: models.Model, params: dict[str, Any]) -> str:
-    """`name AS (INSERT INTO <row's table> (<every column>) VALUES (...))`, its values added to
-    `params` as Django prepares them for the database (an unset primary key is left to it)."""
-    columns, values = [], []
-    for field in row._meta.concrete_fields:
-        value = getattr(row, field.attname)
-        if field.primary_key and value is None:
-            continue
-        key = f"{name}_{field.attname}"
-        params[key] = field.get_db_prep_save(value, connection)
-        columns.append(f'"{field.column}"')
-        values.append(f"%({key})s")
-    table = row._meta.db_table
-    return f'{name} AS (INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join(values)}))'  # noqa: S608 - model metadata
+    """`name AS (INSERT INTO <row's table> (<every column>) VALUES (...))`, the row's values
+    added to `params` (an unset primary key is left to the database)."""
+    sql, attnames = _insert_sql(name, type(row), row.pk is not None)
+    for attname in attnames:
+        params[f"{name}_{attname}"] = getattr(row, attname)
+    return sql
+
+
+@cache
+def _insert_sql(name: str, model: type[models.Model], with_pk: bool) -> tuple[str, tuple[str, ...]]:
+    fields = [f for f in model._meta.concrete_fields if with_pk or not f.primary_key]
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    values = ", ".join(f"%({name}_{f.attname})s" for f in fields)
+    table = model._meta.db_table
+    sql = f'{name} AS (INSERT INTO "{table}" ({columns}) VALUES ({values}))'  # noqa: S608 - metadata
+    return sql, tuple(f.attname for f in fields)
 
 
 @handler
