@@ -1,4 +1,4 @@
-"""What migration 0006 leaves of `sms_notifications` (docs/performance.md, decision 30): the
+"""What migration 0006 leaves of `sms_notifications` (docs/performance.md, "Decisions in force", 11): the
 gateway id still unique, without the LIKE index nothing uses, and pages with room for HOT updates."""
 
 from __future__ import annotations
