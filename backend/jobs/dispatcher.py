@@ -90,16 +90,21 @@ def _drain_lost(
 
 
 class Listener:
-    """A dedicated autocommit connection LISTENing on the outbox channel."""
+    """A dedicated autocommit connection LISTENing on the outbox channel: to
+    `DATABASE_LISTEN_URL` when set (behind a transaction-pooling pgbouncer), else to the
+    default database."""
 
     def __init__(self) -> None:
         self._conn: psycopg.Connection | None = None
 
     def _connect(self) -> psycopg.Connection:
-        params = dict(connection.get_connection_params())
-        for key in ("cursor_factory", "context", "prepare_threshold"):
-            params.pop(key, None)
-        conn = psycopg.connect(**params, autocommit=True)
+        if settings.DATABASE_LISTEN_URL:
+            conn = psycopg.connect(settings.DATABASE_LISTEN_URL, autocommit=True, connect_timeout=5)
+        else:
+            params = dict(connection.get_connection_params())
+            for key in ("cursor_factory", "context", "prepare_threshold"):
+                params.pop(key, None)
+            conn = psycopg.connect(**params, autocommit=True)
         conn.execute(f"LISTEN {CHANNEL}")
         return conn
 

@@ -192,6 +192,11 @@ if DATABASE_READ_URL is not None:
     DATABASES["read"] = _database(DATABASE_READ_URL, "DATABASE_READ_URL")
     DATABASES["read"]["OPTIONS"]["connect_timeout"] = 2  # a dead replica must not stall reads
     DATABASES["read"]["TEST"] = {"MIRROR": "default"}  # tests never create a database there
+# A direct (unpooled) connection for the outbox dispatcher's LISTEN: a transaction-pooling
+# pgbouncer cannot hold a LISTEN, so behind one the dispatcher would only poll.
+DATABASE_LISTEN_URL = env_str("DATABASE_LISTEN_URL")
+if DATABASE_LISTEN_URL is not None:
+    _database(DATABASE_LISTEN_URL, "DATABASE_LISTEN_URL")  # the same checks, one clear line
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Time, static files -----------------------------------------------------------------------

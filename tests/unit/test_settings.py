@@ -48,6 +48,7 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50, "DATABASE_URL": ""}, "DATABASE_URL"),
         ({"DATABASE_READ_URL": "sqlite:///replica.db"}, "DATABASE_READ_URL"),
         ({"DATABASE_READ_URL": "mysql://u@h/db"}, "DATABASE_READ_URL"),
+        ({"DATABASE_LISTEN_URL": "redis://127.0.0.1:6379/0"}, "DATABASE_LISTEN_URL"),
         ({"DATABASE_READ_MAX_LAG_S": "-1"}, "DATABASE_READ_MAX_LAG_S"),
         ({"AFRICAS_TALKING_USERNAME": "sandbox"}, "AFRICAS_TALKING_API_KEY"),
         ({"SMS_DEFAULT_REGION": "XX"}, "SMS_DEFAULT_REGION"),
