@@ -86,6 +86,14 @@ class PreconditionFailed(DomainError):
     title = "Precondition failed"
 
 
+class TooManyWebhookEndpoints(DomainError):
+    """The subject has WEBHOOKS_MAX_ENDPOINTS endpoints already: delete one first."""
+
+    status = 422
+    code = "too-many-webhook-endpoints"
+    title = "Too many webhook endpoints"
+
+
 class InvalidField(DomainError):
     """A field that is well-formed but not acceptable (unknown reference, invalid phone number)."""
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 from backend.commands.models import WebhookEndpoint
 from backend.commands.outbox import webhook_deliveries
 from backend.commands.transactions import handler
-from backend.errors import DomainError, InvalidField, NotFound
+from backend.errors import InvalidField, NotFound, TooManyWebhookEndpoints
 from backend.integrations.webhooks import UnsafeUrl, check_url
 from backend.notifications import events
 
@@ -30,12 +30,6 @@ from backend.notifications import events
 # refuses it), so they are visible to nobody until an operator reassigns them.
 NO_OWNER = ""
 PLAINTEXT_PREFIX = "whsec_"
-
-
-class TooManyWebhookEndpoints(DomainError):
-    status = 422
-    code = "too-many-webhook-endpoints"
-    title = "Too many webhook endpoints"
 
 
 class UnreadableSecret(Exception):

@@ -39,6 +39,7 @@ from dramatiq.message import Message
 
 from backend.commands.outbox import core, sms_notifications, webhook_deliveries
 from backend.jobs import housekeeping
+from backend.jobs.background import BackgroundLoop
 from backend.jobs.metrics import QUEUE_DEPTH, WEBHOOK_PENDING
 from backend.observability.jobs import REQUEST_ID_OPTION
 
@@ -144,15 +145,16 @@ class Listener:
             self._conn = None
 
 
-class Dispatcher:
+class Dispatcher(BackgroundLoop):
     """Publishes due outbox rows to `broker`. `run_once` is one pass (tests call it directly);
     `start` runs passes in a daemon thread until `stop`."""
 
+    thread_name = "outbox-dispatcher"
+
     def __init__(self, broker: Broker) -> None:
+        super().__init__()
         self.broker = broker
         self.started_at = timezone.now()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._failures = 0
         self._next_sweep = 0.0
         self._next_pending_sample = 0.0
@@ -288,21 +290,13 @@ class Dispatcher:
     def start(self) -> None:
         """Start publishing, and the housekeeping in a thread of its own (its deletes never
         hold up publishing)."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="outbox-dispatcher", daemon=True)
-        self._thread.start()
+        super().start()
         self.housekeeper.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.housekeeper.stop(timeout=timeout)
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        super().stop(timeout=timeout)
 
     def _backoff(self) -> float:
         self._failures += 1

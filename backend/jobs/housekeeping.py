@@ -12,7 +12,6 @@ DELETE, so replicas running it at the same time only share work.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from django.conf import settings
@@ -21,6 +20,7 @@ from oauth2_provider.models import clear_expired
 
 from backend.commands import idempotency
 from backend.commands.outbox import sms_notifications, webhook_deliveries
+from backend.jobs.background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -47,28 +47,11 @@ def run_guarded(*, stopping: Callable[[], bool] | None = None) -> None:
     logger.info("Housekeeping done: %s", removed, extra={"event": "housekeeping", **removed})
 
 
-class Housekeeper:
+class Housekeeper(BackgroundLoop):
     """Runs a round at start and then every HOUSEKEEPING_INTERVAL_SECONDS in a daemon thread,
     with its own database connection, until `stop`."""
 
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    thread_name = "housekeeping"
 
     def _run(self) -> None:
         try:

@@ -11,6 +11,7 @@ from django.db import OperationalError, connection, connections
 
 from backend.commands import webhook_endpoints
 from backend.commands.models import WebhookEndpoint
+from backend.errors import TooManyWebhookEndpoints
 
 pytestmark = pytest.mark.django_db
 
@@ -60,14 +61,14 @@ def test_deleted_and_other_subjects_endpoints_do_not_count(settings):
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     settings.WEBHOOKS_MAX_ENDPOINTS = 1
     first = create("alice")
-    with pytest.raises(webhook_endpoints.TooManyWebhookEndpoints, match="at most 1 webhook"):
+    with pytest.raises(TooManyWebhookEndpoints, match="at most 1 webhook"):
         create("alice")
     create("bob")
     webhook_endpoints.delete_webhook_endpoint(first, owner="alice")
     create("alice")
-    with pytest.raises(webhook_endpoints.TooManyWebhookEndpoints):
+    with pytest.raises(TooManyWebhookEndpoints):
         create("alice")
     # Disabled ones still count: they exist, and a ping still reaches them.
     WebhookEndpoint.objects.filter(owner="bob").update(enabled=False)
-    with pytest.raises(webhook_endpoints.TooManyWebhookEndpoints):
+    with pytest.raises(TooManyWebhookEndpoints):
         create("bob")
