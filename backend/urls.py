@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.contrib import admin
 from django.urls import include, path
 
 from backend.api.app import api
@@ -13,6 +15,13 @@ urlpatterns = [
     # django-prometheus' route and name, with a view that adds the database-backed gauges.
     path("metrics", metrics_view, name="prometheus-django-metrics"),
 ]
+
+if settings.ADMIN_ENABLED:
+    urlpatterns += [
+        # Sign-in and sign-out first: /admin/logout/ ends an OpenID session at the issuer too.
+        path("admin/", include("backend.backoffice.signin.urls")),
+        path("admin/", admin.site.urls),  # TEMPORARY (signin branch): the admin branch mounts it
+    ]
 
 handler400 = bad_request
 handler404 = not_found

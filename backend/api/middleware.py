@@ -13,8 +13,9 @@ from backend.api.errors import DATABASE_AWAY, database_away
 from backend.dbconnections import drop_dead
 from backend.problems import PROBLEM_CONTENT_TYPE, problem_response
 
-# OAuth endpoints answer with RFC 6749 error JSON, which clients of /o/ expect.
-_PASSTHROUGH_PREFIXES = ("/o/", "/static/")
+# OAuth endpoints answer with RFC 6749 error JSON, which clients of /o/ expect; the back-office
+# answers people with HTML pages.
+_PASSTHROUGH_PREFIXES = ("/o/", "/static/", "/admin/")
 _JSON_PREFIX = "/api/"
 _FORM_PATHS = ("/api/v1/sms/",)  # Africa's Talking posts form-encoded delivery reports
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -117,7 +118,8 @@ class StaleConnectionMiddleware:
 
 
 class ContentSecurityPolicyMiddleware:
-    """API responses may load nothing; the docs page loads only its own assets (served locally)."""
+    """API responses may load nothing; the docs page and the back-office load only their own
+    assets (served locally: no CDN, no inline script or style)."""
 
     API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
@@ -131,12 +133,25 @@ class ContentSecurityPolicyMiddleware:
             f"script-src 'self'; connect-src {connect}; frame-ancestors 'none'; base-uri 'self'; "
             "form-action 'self'"
         )
+        # The sign-out form is answered with a redirect to the issuer's end_session_endpoint,
+        # which browsers check against form-action too.
+        forms = "'self'" + (f" {_origin(issuer)}" if issuer else "")
+        self.admin_policy = (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"font-src 'self'; connect-src 'self'; form-action {forms}; frame-ancestors 'none'; "
+            "base-uri 'none'"
+        )
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
-            docs = request.path == "/api/v1/docs" or request.path.startswith("/static/")
-            response["Content-Security-Policy"] = self.docs_policy if docs else self.API_POLICY
+            if request.path.startswith("/admin/"):
+                policy = self.admin_policy
+            elif request.path == "/api/v1/docs" or request.path.startswith("/static/"):
+                policy = self.docs_policy
+            else:
+                policy = self.API_POLICY
+            response["Content-Security-Policy"] = policy
         return response
 
 

@@ -39,6 +39,12 @@ ALLOWED_HOSTS = env_list(
 )
 
 INSTALLED_APPS = [
+    # TEMPORARY (signin branch): the admin branch brings these; backoffice first, so its
+    # templates/admin/login.html overrides the admin's.
+    "backend.backoffice",
+    "django.contrib.admin",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.staticfiles",
@@ -65,9 +71,12 @@ MIDDLEWARE = [
     "backend.api.middleware.ProblemDetailsMiddleware",
     # Drops the idle database connections a database restart or failover closed.
     "backend.api.middleware.StaleConnectionMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",  # TEMPORARY (admin branch)
     "django.middleware.common.CommonMiddleware",
     # The API is bearer-token only (Ninja views are CSRF-exempt); this guards any cookie-based view.
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",  # TEMPORARY (admin branch)
+    "django.contrib.messages.middleware.MessageMiddleware",  # TEMPORARY (admin branch)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Knows the caller for read-replica routing; records the WAL position after its writes.
     "backend.replicas.middleware.ReadYourWritesMiddleware",
@@ -84,7 +93,14 @@ TEMPLATES = [
         # Overrides Ninja's Swagger page to pre-fill the Authorize dialog (OIDC_CLIENT_ID).
         "DIRS": [BASE_DIR / "backend" / "templates"],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                # TEMPORARY (admin branch): the admin's templates need these two.
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
 
@@ -123,6 +139,52 @@ CORS_EXPOSE_HEADERS = ["location", "retry-after", "idempotent-replayed"]
 CORS_ALLOW_HEADERS += ["if-match", "if-none-match"]
 CORS_EXPOSE_HEADERS += ["etag"]
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# --- Back-office sign-in and session security (docs/operate.md, "Back-office") ---------------
+
+# Sign-in at /admin/: OpenID Connect against OIDC_ISSUER with OIDC_CLIENT_ID/SECRET when set
+# (backend/backoffice/signin), always a password form (`manage.py createsuperuser`).
+ADMIN_ENABLED = env_bool("ADMIN_ENABLED", True)  # TEMPORARY (admin branch owns this knob)
+# The claim (ID token, else userinfo; dotted paths reach into objects) whose values grant the
+# read-only and the operator role, and the values that do.
+ADMIN_ROLES_CLAIM = env_str("ADMIN_ROLES_CLAIM", "groups") or "groups"
+if any(not part for part in ADMIN_ROLES_CLAIM.split(".")):
+    raise ImproperlyConfigured(
+        f"ADMIN_ROLES_CLAIM is {ADMIN_ROLES_CLAIM!r}; name a claim like groups or realm_access.roles"
+    )
+ADMIN_VIEWER_ROLES: list[str] = env_list("ADMIN_VIEWER_ROLES", ["duka-viewer"])
+ADMIN_OPERATOR_ROLES: list[str] = env_list("ADMIN_OPERATOR_ROLES", ["duka-operator"])
+# Scopes asked at sign-in (add the one your provider needs for groups, e.g. `groups` at Okta).
+ADMIN_OIDC_SCOPES: list[str] = env_list("ADMIN_OIDC_SCOPES", ["openid", "profile", "email"])
+if "openid" not in ADMIN_OIDC_SCOPES:
+    raise ImproperlyConfigured("ADMIN_OIDC_SCOPES must contain openid")
+# The OpenID button's "Sign in with ..." (default: the issuer's host). The button is there when
+# OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are all set.
+ADMIN_OIDC_NAME = env_str("ADMIN_OIDC_NAME")
+# A session ends this long after sign-in, however busy (an absolute expiry, passwords.py).
+ADMIN_SESSION_SECONDS: int = env_int(
+    "ADMIN_SESSION_SECONDS", 8 * 3600, minimum=300, maximum=7 * 86_400
+)
+SESSION_COOKIE_AGE = ADMIN_SESSION_SECONDS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+# Only the back-office uses cookies; the API never receives them.
+SESSION_COOKIE_PATH = "/admin/"
+CSRF_COOKIE_PATH = "/admin/"
+AUTHENTICATION_BACKENDS = ["backend.backoffice.signin.passwords.LimitedModelBackend"]
+# Failed sign-ins (password or OpenID callback) within a fixed window, per address and per
+# username (OpenID: subject), before further attempts from there / for that name are refused.
+ADMIN_SIGNIN_FAILURES_PER_ADDRESS: int = env_int(
+    "ADMIN_SIGNIN_FAILURES_PER_ADDRESS", 20, minimum=1, maximum=10**6
+)
+ADMIN_SIGNIN_FAILURES_PER_USERNAME: int = env_int(
+    "ADMIN_SIGNIN_FAILURES_PER_USERNAME", 5, minimum=1, maximum=10**6
+)
+ADMIN_SIGNIN_FAILURE_WINDOW_S: int = env_int(
+    "ADMIN_SIGNIN_FAILURE_WINDOW_S", 900, minimum=1, maximum=86_400
+)
 
 # --- Database ---------------------------------------------------------------------------------
 
