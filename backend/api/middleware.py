@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -125,34 +126,38 @@ class ContentSecurityPolicyMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        # Swagger UI's Authorize calls the token endpoint of the issuer from the browser.
-        issuer = settings.OIDC_ISSUER
-        connect = "'self'" + (f" {_origin(issuer)}" if issuer else "")
-        self.docs_policy = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            f"script-src 'self'; connect-src {connect}; frame-ancestors 'none'; base-uri 'self'; "
-            "form-action 'self'"
-        )
-        # The sign-out form is answered with a redirect to the issuer's end_session_endpoint,
-        # which browsers check against form-action too.
-        forms = "'self'" + (f" {_origin(issuer)}" if issuer else "")
-        self.admin_policy = (
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"font-src 'self'; connect-src 'self'; form-action {forms}; frame-ancestors 'none'; "
-            "base-uri 'none'"
-        )
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
             if request.path.startswith("/admin/"):
-                policy = self.admin_policy
+                policy = _page_policies(settings.OIDC_ISSUER)[1]
             elif request.path == "/api/v1/docs" or request.path.startswith("/static/"):
-                policy = self.docs_policy
+                policy = _page_policies(settings.OIDC_ISSUER)[0]
             else:
                 policy = self.API_POLICY
             response["Content-Security-Policy"] = policy
         return response
+
+
+@functools.lru_cache(maxsize=4)
+def _page_policies(issuer: str | None) -> tuple[str, str]:
+    """The docs page's and the back-office's policies for this issuer."""
+    issuer_origin = f" {_origin(issuer)}" if issuer else ""
+    # Swagger UI's Authorize calls the token endpoint of the issuer from the browser.
+    docs = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        f"script-src 'self'; connect-src 'self'{issuer_origin}; frame-ancestors 'none'; "
+        "base-uri 'self'; form-action 'self'"
+    )
+    # The sign-out form is answered with a redirect to the issuer's end_session_endpoint,
+    # which browsers check against form-action too.
+    admin = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"font-src 'self'; connect-src 'self'; form-action 'self'{issuer_origin}; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return docs, admin
 
 
 def _origin(url: str) -> str:
