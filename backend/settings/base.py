@@ -268,8 +268,15 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "backend" / "static"]
-# Swagger UI assets come from the installed `ninja` app, so no collectstatic step is needed.
-WHITENOISE_USE_FINDERS = True
+# The image runs `collectstatic` into STATIC_ROOT (the admin's, the docs page's and our own files,
+# with gzip and brotli copies) and WhiteNoise serves them from there. A checkout without that
+# folder (development, tests) serves the same files straight from the apps (finders).
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG or not STATIC_ROOT.is_dir()
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # Bodies over 1 MiB are refused with 413 before they are read (see ProblemDetailsMiddleware).
