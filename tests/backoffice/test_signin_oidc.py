@@ -11,6 +11,7 @@ import requests
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
+from django.urls import get_resolver
 
 from backend.integrations import oidc
 from tests.fixtures.oidc_provider import OidcProvider
@@ -22,6 +23,7 @@ CALLBACK = "http://testserver/admin/oidc/callback/"
 @pytest.fixture(autouse=True)
 def _fresh_limits() -> None:
     cache.clear()
+    get_resolver().url_patterns  # under the run's settings (see tests.fixtures.oidc_provider)
 
 
 def start(client: Client, next_url: str = "/admin/") -> str:
