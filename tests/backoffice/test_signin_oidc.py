@@ -23,7 +23,7 @@ CALLBACK = "http://testserver/admin/oidc/callback/"
 @pytest.fixture(autouse=True)
 def _fresh_limits() -> None:
     cache.clear()
-    get_resolver().url_patterns  # under the run's settings (see tests.fixtures.oidc_provider)
+    get_resolver().url_patterns  # noqa: B018  # under the run's settings (tests.fixtures.oidc_provider)
 
 
 def start(client: Client, next_url: str = "/admin/") -> str:
