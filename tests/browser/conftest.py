@@ -60,11 +60,17 @@ def browser() -> Iterator[Any]:
 
 @dataclass
 class Screen:
-    """One browser tab, with the Content-Security-Policy complaints seen on the service's pages."""
+    """One browser tab, with what went wrong on the service's pages: Content-Security-Policy
+    complaints, and static files that failed to load."""
 
     page: Any
     origin: str
     violations: list[str] = field(default_factory=list)
+    broken_assets: list[str] = field(default_factory=list)
+
+    def assert_clean(self) -> None:
+        assert self.violations == []
+        assert self.broken_assets == []
 
     def shot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -94,7 +100,17 @@ def screen(browser: Any, live_server: Any) -> Iterator[Screen]:
         if "Content Security Policy" in message.text and page.url.startswith(tab.origin):
             tab.violations.append(f"{page.url}: {message.text}")
 
+    def on_response(response: Any) -> None:
+        if response.url.startswith(f"{tab.origin}/static/") and response.status >= 400:
+            tab.broken_assets.append(f"{response.status} {response.url}")
+
+    def on_failed(request: Any) -> None:
+        if request.url.startswith(tab.origin):
+            tab.broken_assets.append(f"{request.failure} {request.url}")
+
     page.on("console", on_console)
+    page.on("response", on_response)
+    page.on("requestfailed", on_failed)
     try:
         yield tab
     finally:

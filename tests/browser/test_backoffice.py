@@ -57,7 +57,7 @@ def test_sign_in_and_out_through_the_provider(screen: Screen, provider: OidcProv
     screen.shot("03-signed-out")
     page.goto(f"{screen.origin}/admin/")
     assert page.url.startswith(f"{screen.origin}/admin/login/")
-    assert screen.violations == []
+    screen.assert_clean()
 
 
 def test_a_person_without_a_role_sees_why(screen: Screen, provider: OidcProvider) -> None:
@@ -68,7 +68,7 @@ def test_a_person_without_a_role_sees_why(screen: Screen, provider: OidcProvider
     page.wait_for_selector("#signin-refused")
     assert "no back-office role" in page.inner_text("#signin-refused")
     screen.shot("04-refused")
-    assert screen.violations == []
+    screen.assert_clean()
 
 
 def test_password_sign_in_in_the_browser(screen: Screen, django_user_model: Any) -> None:
@@ -82,4 +82,4 @@ def test_password_sign_in_in_the_browser(screen: Screen, django_user_model: Any)
     page.wait_for_url(f"{screen.origin}/admin/")
     page.click("#logout-form button[type=submit]")
     page.wait_for_url(re.compile(re.escape(f"{screen.origin}/admin/login/") + ".*"))
-    assert screen.violations == []
+    screen.assert_clean()
