@@ -129,17 +129,25 @@ class CustomerFilter(admin.SimpleListFilter):
     parameter_name = "customer"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        # Django applies a filter only while it offers a choice, so the chosen value always is one.
         value = self.value()
-        if not value or not value.isdigit():
+        if not value:
             return []
-        found = CustomerView.objects.filter(pk=int(value)).first()
-        return [(value, f"{found.code} ({found.name})")] if found else []
+        customer_id = self.customer_id()
+        found = CustomerView.objects.filter(pk=customer_id).first() if customer_id else None
+        return [(value, f"{found.code} ({found.name})" if found else "no such customer")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
         if not value:
             return queryset
-        return queryset.filter(customer_id=int(value)) if value.isdigit() else queryset.none()
+        customer_id = self.customer_id()
+        return queryset.filter(customer_id=customer_id) if customer_id else queryset.none()
+
+    def customer_id(self) -> int | None:
+        """The chosen id when it can be one (a bigint), else None."""
+        value = self.value() or ""
+        return int(value) if value.isdigit() and len(value) <= 18 else None
 
 
 @admin.register(Order)
@@ -458,10 +466,10 @@ class ApiClientAdmin(admin.ModelAdmin):
     which would store it in a cookie or the session), and is stored only hashed."""
 
     form = ApiClientForm
-    list_display = ("name", "client_id", "scopes", "created", "updated")
+    list_display = ("name", "client_id", "allowed_scopes", "created", "updated")
     search_fields = ("name", "=client_id")
     actions = ("rotate_secret", "revoke")
-    readonly_fields = ("client_id", "scopes", "created", "updated")
+    readonly_fields = ("client_id", "allowed_scopes", "created", "updated")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         registered = ClientScopes.objects.filter(application=OuterRef("pk")).values("scopes")
@@ -470,10 +478,10 @@ class ApiClientAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
         if obj is None:
             return ("name", "scopes")
-        return ("name", "client_id", "scopes", "created", "updated")
+        return ("name", "client_id", "allowed_scopes", "created", "updated")
 
     @admin.display(description="scopes")
-    def scopes(self, client: ApiClient) -> str:
+    def allowed_scopes(self, client: ApiClient) -> str:
         return getattr(client, "registered_scopes", None) or "-"
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
