@@ -25,7 +25,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 from oauth2_provider import models as oauth2_models
 
-from backend.backoffice.forms import ApiClientForm, CustomerForm
+from backend.backoffice.forms import CUSTOMER_FIELDS, ApiClientForm, CustomerForm
 from backend.backoffice.models import ApiClient, Customer, Order, WebhookEndpoint
 from backend.commands import customers, orders, webhook_endpoints
 from backend.commands.models import SmsNotification, SmsStatus, WebhookDelivery
@@ -267,7 +267,7 @@ class CustomerAdmin(admin.ModelAdmin):
     search_help_text = "Part of the code or the name."
     list_per_page = 50
     fieldsets = (
-        (None, {"fields": ("name", "code", "phone_number")}),
+        (None, {"fields": CUSTOMER_FIELDS}),
         ("Orders", {"fields": ("order_summary",)}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
@@ -344,9 +344,7 @@ class CustomerAdmin(admin.ModelAdmin):
                 )
             )
         elif form.changed_data:
-            fields = {
-                name: data[name] for name in form.changed_data if name in CustomerForm.Meta.fields
-            }
+            fields = {name: data[name] for name in form.changed_data if name in CUSTOMER_FIELDS}
             customers.patch_customer(customers.PatchCustomer(customer_id=obj.pk, **fields))
         obj.refresh_from_db()
         obj._state.adding = False

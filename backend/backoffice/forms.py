@@ -12,11 +12,13 @@ from backend.api.schemas.customers import CustomerIn
 from backend.backoffice.models import ApiClient, Customer
 from backend.issuer.conf import API_SCOPES
 
+CUSTOMER_FIELDS = ("name", "code", "phone_number")
+
 
 class CustomerForm(forms.ModelForm):
     class Meta:
         model = Customer
-        fields = ("name", "code", "phone_number")
+        fields = CUSTOMER_FIELDS
         help_texts = {
             "code": "1-32 characters of A-Z, a-z, 0-9, _ and -; unique ignoring case.",
             "phone_number": "Any common notation; numbers without + use SMS_DEFAULT_REGION.",
@@ -28,7 +30,7 @@ class CustomerForm(forms.ModelForm):
             return cleaned
         try:
             valid = CustomerIn.model_validate(
-                {field: cleaned.get(field) for field in self.Meta.fields}
+                {field: cleaned.get(field) for field in CUSTOMER_FIELDS}
             )
         except PydanticError as exc:
             for error in exc.errors():
