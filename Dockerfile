@@ -40,7 +40,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # The back-office's and the docs page's static files, collected (with compressed copies) into
 # /app/staticfiles for WhiteNoise. Settings need a database URL, a key and an issuer to load; none
 # is used here (no connection is made) and none of these values reaches the runtime image.
-RUN DJANGO_SECRET_KEY=collectstatic-only DATABASE_URL=postgres://build@127.0.0.1:1/none \
+RUN DJANGO_STATIC_ROOT=/app/staticfiles \
+    DJANGO_SECRET_KEY=collectstatic-only DATABASE_URL=postgres://build@127.0.0.1:1/none \
     OIDC_ISSUER=https://issuer.invalid OIDC_AUDIENCE=collectstatic-only \
     /app/.venv/bin/python manage.py collectstatic --noinput --verbosity 0
 
@@ -64,7 +65,8 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000 \
     METRICS_PORT=9191 \
-    PROMETHEUS_MULTIPROC_DIR=/var/lib/duka/prometheus
+    PROMETHEUS_MULTIPROC_DIR=/var/lib/duka/prometheus \
+    DJANGO_STATIC_ROOT=/app/staticfiles
 WORKDIR /app
 # Code and venv stay owned by root: the app user can read but not modify them.
 COPY --from=build /app /app

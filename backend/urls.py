@@ -17,10 +17,11 @@ urlpatterns = [
 ]
 
 if settings.ADMIN_ENABLED:
+    # The back-office (backend/backoffice); off, /admin/ is a 404 problem like any unknown path.
+    # Its sign-in and sign-out come first: /admin/logout/ ends an OpenID session at the issuer too.
     urlpatterns += [
-        # Sign-in and sign-out first: /admin/logout/ ends an OpenID session at the issuer too.
         path("admin/", include("backend.backoffice.signin.urls")),
-        path("admin/", admin.site.urls),  # TEMPORARY (signin branch): the admin branch mounts it
+        path("admin/", admin.site.urls),
     ]
 
 handler400 = bad_request

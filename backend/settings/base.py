@@ -39,14 +39,11 @@ ALLOWED_HOSTS = env_list(
 )
 
 INSTALLED_APPS = [
-    # TEMPORARY (signin branch): the admin branch brings these; backoffice first, so its
-    # templates/admin/login.html overrides the admin's.
-    "backend.backoffice",
     "django.contrib.admin",
-    "django.contrib.sessions",
-    "django.contrib.messages",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "oauth2_provider",
     "ninja",
@@ -57,6 +54,8 @@ INSTALLED_APPS = [
     "backend.queries",
     "backend.issuer",
     "backend.jobs",
+    # Last: its admin.py replaces the screens other apps registered (oauth2_provider's).
+    "backend.backoffice",
 ]
 
 MIDDLEWARE = [
@@ -71,12 +70,14 @@ MIDDLEWARE = [
     "backend.api.middleware.ProblemDetailsMiddleware",
     # Drops the idle database connections a database restart or failover closed.
     "backend.api.middleware.StaleConnectionMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",  # TEMPORARY (admin branch)
+    # Sessions, users and messages for the back-office (/admin/). All three are lazy: a request
+    # that never touches request.session / request.user (every API request) costs no query.
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # The API is bearer-token only (Ninja views are CSRF-exempt); this guards any cookie-based view.
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",  # TEMPORARY (admin branch)
-    "django.contrib.messages.middleware.MessageMiddleware",  # TEMPORARY (admin branch)
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Knows the caller for read-replica routing; records the WAL position after its writes.
     "backend.replicas.middleware.ReadYourWritesMiddleware",
@@ -96,13 +97,18 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
-                # TEMPORARY (admin branch): the admin's templates need these two.
+                # The back-office's templates: the signed-in user and the one-time messages.
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ]
         },
     }
 ]
+
+# --- Back-office (/admin/, docs/backoffice.md) -------------------------------------------------
+
+# Off: /admin/ is not routed (a 404 like any unknown path); the apps stay installed.
+ADMIN_ENABLED = env_bool("ADMIN_ENABLED", True)
 
 # --- HTTP security ----------------------------------------------------------------------------
 
@@ -144,7 +150,6 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 # Sign-in at /admin/: OpenID Connect against OIDC_ISSUER with OIDC_CLIENT_ID/SECRET when set
 # (backend/backoffice/signin), always a password form (`manage.py createsuperuser`).
-ADMIN_ENABLED = env_bool("ADMIN_ENABLED", True)  # TEMPORARY (admin branch owns this knob)
 # The claim (ID token, else userinfo; dotted paths reach into objects) whose values grant the
 # read-only and the operator role, and the values that do.
 ADMIN_ROLES_CLAIM = env_str("ADMIN_ROLES_CLAIM", "groups") or "groups"
@@ -268,15 +273,15 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "backend" / "static"]
-# The image runs `collectstatic` into STATIC_ROOT (the admin's, the docs page's and our own files,
-# with gzip and brotli copies) and WhiteNoise serves them from there. A checkout without that
-# folder (development, tests) serves the same files straight from the apps (finders).
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# The image sets DJANGO_STATIC_ROOT and runs `collectstatic` into it (the admin's, the docs page's
+# and our own files, with compressed copies); WhiteNoise serves them from there. Unset
+# (development, tests) the same files are served straight from the apps (finders).
+STATIC_ROOT = env_str("DJANGO_STATIC_ROOT")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = DEBUG or not STATIC_ROOT.is_dir()
+WHITENOISE_USE_FINDERS = DEBUG or STATIC_ROOT is None
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # Bodies over 1 MiB are refused with 413 before they are read (see ProblemDetailsMiddleware).
