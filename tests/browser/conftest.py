@@ -80,9 +80,15 @@ class Screen:
         return path
 
 
+@pytest.fixture(scope="session")
+def _fresh_screenshots() -> None:
+    """This run's screenshots only."""
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+
+
 @pytest.fixture
-def screen(browser: Any, live_server: Any) -> Iterator[Screen]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+def screen(browser: Any, live_server: Any, _fresh_screenshots: None) -> Iterator[Screen]:
+    context = browser.new_context(viewport={"width": 1600, "height": 900})
 
     def local_only(route: Any) -> None:
         host = urllib.parse.urlsplit(route.request.url).hostname
