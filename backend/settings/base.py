@@ -417,10 +417,12 @@ EARLY_REPORT_RETENTION_SECONDS: float = 7 * 24 * 3600.0
 WORKER_HEARTBEAT_SECONDS: float = 5.0
 WORKER_HEARTBEAT_MAX_AGE_SECONDS: float = 60.0
 
-# Dramatiq: the Redis namespace, and how long a silent worker keeps its unacked messages
-# before they are redelivered (longer than the claim lease, so the redelivery can send).
+# Dramatiq: the Redis namespace, and how long a worker may be silent before it counts as dead.
+# Its unacked messages are then lost to the dispatcher's sweep, which publishes their rows again
+# once their claim lease has ended (Dramatiq's own requeue waits for its random maintenance).
+# Shorter than the claim leases, so a killed worker's SMS goes out within about 100 s.
 DRAMATIQ_NAMESPACE: str = "duka"
-DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS: float = 90.0
+DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS: float = 60.0
 DRAMATIQ_MAINTENANCE_CHANCE: int = 1000  # per million broker commands; Dramatiq's default
 
 # Idempotency-Key: a claim without a result is taken over after this (its request died). Every
