@@ -145,12 +145,20 @@ def _database(url: str, variable: str = "DATABASE_URL") -> dict:
     options = config.setdefault("OPTIONS", {})
     options.setdefault("connect_timeout", 5)
     # Every statement and lock wait is bounded, so no request (or worker step) can hang for
-    # minutes on a lock; long operator work (migrate, seed, rebuild) lifts it for itself.
-    options.setdefault(
-        "options",
-        f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
-        f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}",
+    # minutes on a lock; long operator work (migrate, seed, rebuild) lifts it for itself. Sent
+    # as the connection's startup `options`; a bound of 0 is not sent, so the role's own
+    # default (`ALTER ROLE ... SET`) applies: the way behind pgbouncer, which refuses `options`
+    # (or, told to ignore it, drops it) and hands every server connection the role's defaults.
+    timeouts = " ".join(
+        f"-c {name}={ms}"
+        for name, ms in (
+            ("lock_timeout", DATABASE_LOCK_TIMEOUT_MS),
+            ("statement_timeout", DATABASE_STATEMENT_TIMEOUT_MS),
+        )
+        if ms
     )
+    if timeouts:
+        options.setdefault("options", timeouts)
     if DATABASE_PREPARED_STATEMENTS:
         # Parameters travel apart from the SQL text (server-side binding), and psycopg
         # prepares a statement once this connection has run it `prepare_threshold` times
@@ -167,7 +175,9 @@ def _database(url: str, variable: str = "DATABASE_URL") -> dict:
     return config
 
 
-# Milliseconds; 0 disables. Well under IDEMPOTENCY_STALE_CLAIM_SECONDS.
+# Milliseconds, well under IDEMPOTENCY_STALE_CLAIM_SECONDS; 0 sends none (the role's default
+# applies, PostgreSQL's own is no bound): behind pgbouncer, set them on the role instead
+# (docs/operate.md).
 DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 5_000, maximum=3_600_000)
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, maximum=3_600_000)
 # Server-side binding and prepared statements (above); 0 behind a transaction-pooling pgbouncer.
