@@ -16,7 +16,9 @@ and records when it did (`enqueued_at`):
   after each): a backlog after a broker outage goes out over consecutive passes, with the
   sweep between them, and the worker's liveness probe stays green meanwhile;
 * it exports the broker's queue depth, and starts the housekeeping in a thread of its own
-  (backend.jobs.housekeeping: batched deletes that never hold up publishing).
+  (backend.jobs.housekeeping: batched deletes that never hold up publishing);
+* with a read replica configured, it commits the replica heartbeat every second
+  (backend.replicas.routing.heartbeat), so replica lag is not overstated after a quiet spell.
 
 Web requests never touch the broker: a command writes the outbox row and returns.
 """
@@ -43,6 +45,7 @@ from backend.jobs import housekeeping
 from backend.jobs.background import BackgroundLoop
 from backend.jobs.metrics import QUEUE_DEPTH, WEBHOOK_PENDING
 from backend.observability.jobs import REQUEST_ID_OPTION
+from backend.replicas import routing
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +166,7 @@ class Dispatcher(BackgroundLoop):
         self.passes = 0
         self.backlog = False  # the last pass stopped at its bound: the next one follows at once
         self.housekeeper = housekeeping.Housekeeper()
+        self._next_replica_heartbeat = 0.0
 
     # --- publishing ----------------------------------------------------------------------------
 
@@ -335,6 +339,7 @@ class Dispatcher(BackgroundLoop):
         try:
             while not self._stop.is_set():
                 self.beat()
+                self._replica_heartbeat()
                 backoff = self._pass()
                 self.passes += 1
                 if backoff is not None:
@@ -350,6 +355,18 @@ class Dispatcher(BackgroundLoop):
         finally:
             listener.close()
             connection.close()
+
+    def _replica_heartbeat(self) -> None:
+        """At most every HEARTBEAT_SECONDS, with a read replica configured; a failure (the
+        database away) is the pass's to report."""
+        now = time.monotonic()
+        if now < self._next_replica_heartbeat or not routing.configured():
+            return
+        self._next_replica_heartbeat = now + routing.HEARTBEAT_SECONDS
+        try:
+            routing.heartbeat()
+        except Exception:
+            close_old_connections()
 
     def _pass(self) -> float | None:
         """One guarded pass; returns the back-off after a failure, None after a good pass."""
