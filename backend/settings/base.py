@@ -39,8 +39,11 @@ ALLOWED_HOSTS = env_list(
 )
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "oauth2_provider",
     "ninja",
@@ -51,6 +54,8 @@ INSTALLED_APPS = [
     "backend.queries",
     "backend.issuer",
     "backend.jobs",
+    # Last: its admin.py replaces the screens other apps registered (oauth2_provider's).
+    "backend.backoffice",
 ]
 
 MIDDLEWARE = [
@@ -65,9 +70,14 @@ MIDDLEWARE = [
     "backend.api.middleware.ProblemDetailsMiddleware",
     # Drops the idle database connections a database restart or failover closed.
     "backend.api.middleware.StaleConnectionMiddleware",
+    # Sessions, users and messages for the back-office (/admin/). All three are lazy: a request
+    # that never touches request.session / request.user (every API request) costs no query.
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # The API is bearer-token only (Ninja views are CSRF-exempt); this guards any cookie-based view.
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Knows the caller for read-replica routing; records the WAL position after its writes.
     "backend.replicas.middleware.ReadYourWritesMiddleware",
@@ -84,9 +94,21 @@ TEMPLATES = [
         # Overrides Ninja's Swagger page to pre-fill the Authorize dialog (OIDC_CLIENT_ID).
         "DIRS": [BASE_DIR / "backend" / "templates"],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                # The back-office's templates: the signed-in user and the one-time messages.
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
+
+# --- Back-office (/admin/, docs/backoffice.md) -------------------------------------------------
+
+# Off: /admin/ is not routed (a 404 like any unknown path); the apps stay installed.
+ADMIN_ENABLED = env_bool("ADMIN_ENABLED", True)
 
 # --- HTTP security ----------------------------------------------------------------------------
 
