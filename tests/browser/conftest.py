@@ -111,7 +111,9 @@ def screen(browser: Any, live_server: Any, _fresh_screenshots: None) -> Iterator
             tab.broken_assets.append(f"{response.status} {response.url}")
 
     def on_failed(request: Any) -> None:
-        if request.url.startswith(tab.origin):
+        # ERR_ABORTED: the page navigated away while it loaded (a click before a deferred script
+        # finished), not a file that cannot load.
+        if request.url.startswith(tab.origin) and "ERR_ABORTED" not in (request.failure or ""):
             tab.broken_assets.append(f"{request.failure} {request.url}")
 
     page.on("console", on_console)
