@@ -9,12 +9,13 @@ import urllib.parse
 import pytest
 import requests
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.test import Client
 from django.urls import get_resolver
 
 from backend.integrations import oidc
-from tests.fixtures.oidc_provider import OidcProvider
+from tests.fixtures.oidc_provider import OidcProvider, configure, start_oidc_provider
 
 pytestmark = pytest.mark.django_db
 CALLBACK = "http://testserver/admin/oidc/callback/"
@@ -22,7 +23,9 @@ CALLBACK = "http://testserver/admin/oidc/callback/"
 
 @pytest.fixture(autouse=True)
 def _fresh_limits() -> None:
-    cache.clear()
+    # Only the in-process cache: clear() on a Redis cache is FLUSHDB on a shared server.
+    if isinstance(caches["default"], LocMemCache):
+        cache.clear()
     get_resolver().url_patterns  # noqa: B018  # under the run's settings (tests.fixtures.oidc_provider)
 
 
@@ -164,8 +167,6 @@ def test_the_login_page_offers_the_issuer_only_when_configured(
     page = client.get("/admin/login/").content.decode()
     assert 'id="oidc-signin"' not in page
     assert client.get("/admin/oidc/login/").status_code == 404
-    from tests.fixtures.oidc_provider import configure
-
     configure(settings, oidc_provider)
     host = oidc_provider.issuer.removeprefix("http://")
     page = client.get("/admin/login/", {"next": "/admin/x/"}).content.decode()
@@ -182,3 +183,30 @@ def test_next_never_leaves_the_site(client, provider_issuer) -> None:
     )
     response = client.get(back.removeprefix("http://testserver"))
     assert response["Location"] == "/admin/"
+
+
+def test_starting_a_sign_in_from_a_limited_address_is_refused(client, provider_issuer, settings):
+    settings.ADMIN_SIGNIN_FAILURES_PER_ADDRESS = 1
+    client.get("/admin/oidc/callback/", {"code": "x", "state": "forged"})
+    response = client.get("/admin/oidc/login/")
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+
+
+def test_a_provider_gone_before_the_callback_is_a_503_page(client, settings) -> None:
+    own = start_oidc_provider()
+    try:
+        configure(settings, own)
+        back = own.sign_in(start(client), "olive", back_to=CALLBACK)
+    finally:
+        own.stop()
+    response = client.get(back.removeprefix("http://testserver"))  # the code exchange fails
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert "cannot be reached" in response.content.decode()
+    assert not get_user_model().objects.filter(username="oidc:olive").exists()
+    oidc.reset_validator()
+
+
+def test_the_callback_without_an_issuer_is_not_found(client) -> None:
+    assert client.get("/admin/oidc/callback/", {"code": "x", "state": "y"}).status_code == 404
