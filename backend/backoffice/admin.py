@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.models import DELETION, LogEntry
+from django.contrib.admin.models import DELETION
 from django.contrib.admin.options import csrf_protect_m
 from django.contrib.auth import get_permission_codename
 from django.db.models import F, Model, OuterRef, QuerySet, Subquery
@@ -26,7 +26,7 @@ from django.utils.html import format_html, format_html_join
 from oauth2_provider import models as oauth2_models
 
 from backend.backoffice.forms import CUSTOMER_FIELDS, ApiClientForm, CustomerForm
-from backend.backoffice.models import ApiClient, Customer, Order, WebhookEndpoint
+from backend.backoffice.models import ApiClient, AuditEntry, Customer, Order, WebhookEndpoint
 from backend.commands import customers, orders, webhook_endpoints
 from backend.commands.models import SmsNotification, SmsStatus, WebhookDelivery
 from backend.errors import DomainError
@@ -602,7 +602,7 @@ class ApiClientAdmin(admin.ModelAdmin):
 # --- Audit log ------------------------------------------------------------------------------------
 
 
-@admin.register(LogEntry)
+@admin.register(AuditEntry)
 class AuditLogAdmin(admin.ModelAdmin):
     """Every change made in the back-office, read-only (entries are never edited or deleted)."""
 
@@ -632,7 +632,7 @@ class AuditLogAdmin(admin.ModelAdmin):
         return False
 
     @admin.display(description="object")
-    def object_link(self, entry: LogEntry) -> str:
+    def object_link(self, entry: AuditEntry) -> str:
         if entry.action_flag != DELETION:  # a deleted object has no page
             url = entry.get_admin_url()
             if url:
@@ -640,7 +640,7 @@ class AuditLogAdmin(admin.ModelAdmin):
         return entry.object_repr
 
     @admin.display(description="change")
-    def change(self, entry: LogEntry) -> str:
+    def change(self, entry: AuditEntry) -> str:
         return entry.get_change_message()
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
