@@ -258,8 +258,9 @@ class OrderAdmin(ActionsOnlyAdmin):
 class CustomerAdmin(admin.ModelAdmin):
     """Create, edit and delete through backend/commands/customers.py. Django's admin wraps a
     form's save in a transaction of its own, which a command handler (a durable transaction)
-    may not run inside: the change and delete views run without it, the handler being the
-    transaction, and the audit entry is written once the handler has committed."""
+    may not run inside: the change and delete views run without it (through Django's private
+    `_changeform_view` / `_delete_view`; tests/backoffice/test_django_admin_contract.py), the
+    handler being the transaction, and the audit entry is written once the handler committed."""
 
     form = CustomerForm
     list_display = ("code", "name", "phone_number", "order_count", "updated_at", "orders_link")

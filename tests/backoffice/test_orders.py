@@ -57,12 +57,13 @@ def test_the_detail_shows_the_sms_text_error_and_delivery(viewer: Client):
     order_id = new_order(new_customer())
     mark_failed(order_id, "InvalidPhoneNumber")
 
-    text = page_text(viewer.get(f"{ORDERS}{order_id}/change/"))
+    page = viewer.get(f"{ORDERS}{order_id}/change/")
+    text = page_text(page)
 
     sms = SmsNotification.objects.get(order_id=order_id)
     assert sms.text in text
     assert "InvalidPhoneNumber" in text  # sms_error
-    assert "403 InvalidPhoneNumber" in text  # the last error of the delivery
+    assert "<td>403 InvalidPhoneNumber</td>" in page.content.decode()  # the delivery, a table
     assert "+254712345678" in text
     assert "Jane Wanjiru" in text
 
