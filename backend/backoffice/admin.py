@@ -16,11 +16,12 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import DELETION
 from django.contrib.admin.options import csrf_protect_m
 from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, Model, OuterRef, QuerySet, Subquery
 from django.forms import ModelForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 from oauth2_provider import models as oauth2_models
@@ -241,6 +242,33 @@ class OrderAdmin(ActionsOnlyAdmin):
                 for r in rows
             ],
         )
+
+    def get_urls(self) -> list[URLPattern]:
+        resend = path(
+            "<int:order_id>/resend-sms/",
+            self.admin_site.admin_view(self.resend_view),
+            name="backoffice_order_resend_sms",
+        )
+        return [resend, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = {**(extra_context or {}), "can_resend": self.has_operate_permission(request)}
+        return super().change_view(request, object_id, form_url, context)
+
+    def resend_view(self, request: HttpRequest, order_id: int) -> HttpResponse:
+        """The order page's "Send the SMS again" button: the list action for this one order."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        self.resend_sms(request, self.get_queryset(request).filter(pk=order_id))
+        return HttpResponseRedirect(reverse("admin:backoffice_order_change", args=[order_id]))
 
     @admin.action(description="Send the SMS again (failed ones)", permissions=["operate"])
     def resend_sms(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -115,3 +115,27 @@ def test_resend_of_several_reports_each_refusal_and_resends_the_failed(operator:
     assert SmsNotification.objects.get(order_id=failed).status == "pending"
     assert OrderView.objects.get(pk=failed).sms_status == "pending"
     assert [e.object_id for e in audit()] == [str(failed)]
+
+
+@pytest.mark.django_db
+def test_the_order_page_offers_send_again_to_an_operator_when_the_sms_failed(
+    operator: Client, viewer: Client
+):
+    customer = new_customer()
+    failed, pending = new_order(customer), new_order(customer)
+    mark_failed(failed)
+    button = b"Send the SMS again"
+
+    assert button in operator.get(f"{ORDERS}{failed}/change/").content
+    assert button not in operator.get(f"{ORDERS}{pending}/change/").content
+    assert button not in viewer.get(f"{ORDERS}{failed}/change/").content
+    assert viewer.post(f"{ORDERS}{failed}/resend-sms/").status_code == 403
+    assert operator.get(f"{ORDERS}{failed}/resend-sms/").status_code == 405
+    assert SmsNotification.objects.get(order_id=failed).status == "failed"
+
+    response = operator.post(f"{ORDERS}{failed}/resend-sms/", follow=True)
+
+    assert response.redirect_chain[-1][0] == f"{ORDERS}{failed}/change/"
+    assert any("Done for 1" in m for m in messages_of(response))
+    assert SmsNotification.objects.get(order_id=failed).status == "pending"
+    assert [e.change_message for e in audit(object_id=str(failed))] == ["Sent the SMS again."]
