@@ -9,6 +9,7 @@ what, when): in each object's History and in the read-only audit log.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -38,6 +39,7 @@ from backend.queries.models import CustomerView
 admin.site.site_header = "Duka back-office"
 admin.site.site_title = "Duka back-office"
 admin.site.index_title = "Shop operations"
+admin.site.site_url = None  # the service has no web site to link to
 
 # django-oauth-toolkit's own screens would edit clients and tokens past backend/issuer/clients.py
 # (a secret typed into a form field, scopes not registered): the "API clients" screen replaces them.
@@ -57,6 +59,10 @@ RECENT_DELIVERIES = 20
 def _has_perm(request: HttpRequest, model_admin: admin.ModelAdmin, action: str) -> bool:
     opts = model_admin.opts
     return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
 def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
@@ -90,12 +96,15 @@ class ActionsOnlyAdmin(admin.ModelAdmin):
         request: HttpRequest,
         queryset: QuerySet,
         command: Callable[[Any], str | None],
+        *,
+        done: str,
     ) -> None:
         """`command(obj)` for each selected object, each in its own transaction (a handler's);
         what it returns is the audit entry (None: nothing changed, no entry). Refusals (a
-        `DomainError`) are reported and do not stop the others."""
-        done = 0
+        `DomainError`) are reported and do not stop the others; `done` heads the count."""
+        changed = selected = 0
         for obj in queryset:
+            selected += 1
             try:
                 change = command(obj)
             except DomainError as exc:
@@ -103,9 +112,9 @@ class ActionsOnlyAdmin(admin.ModelAdmin):
                 continue
             if change is not None:
                 self.log_change(request, obj, change)
-                done += 1
-        if done:
-            self.message_user(request, f"Done for {done} of them.", messages.SUCCESS)
+                changed += 1
+        if changed:
+            self.message_user(request, f"{done}: {changed} of {selected}.", messages.SUCCESS)
 
 
 # --- Orders ---------------------------------------------------------------------------------------
@@ -177,7 +186,15 @@ class OrderAdmin(ActionsOnlyAdmin):
         ),
         ("Webhook events", {"fields": ("webhook_events",)}),
     )
-    readonly_fields = ("customer", "sms_recipient", "sms_text", "sms_delivery", "webhook_events")
+    readonly_fields = (
+        "customer",
+        "status",
+        "error",
+        "sms_recipient",
+        "sms_text",
+        "sms_delivery",
+        "webhook_events",
+    )
 
     def _sms(self, order: Order) -> SmsNotification | None:
         if not hasattr(order, "_backoffice_sms"):
@@ -190,6 +207,14 @@ class OrderAdmin(ActionsOnlyAdmin):
         return format_html(
             '<a href="{}">{} ({})</a>', url, order.customer_code, order.customer_name
         )
+
+    @admin.display(description="status")
+    def status(self, order: Order) -> str:
+        return order.sms_status
+
+    @admin.display(description="error (sms_error)")
+    def error(self, order: Order) -> str:
+        return order.sms_error or "-"
 
     @admin.display(description="recipient")
     def sms_recipient(self, order: Order) -> str:
@@ -219,9 +244,9 @@ class OrderAdmin(ActionsOnlyAdmin):
             [
                 (
                     sms.attempts,
-                    sms.first_attempt_at or "-",
-                    sms.sent_at or "-",
-                    sms.updated_at,
+                    _when(sms.first_attempt_at),
+                    _when(sms.sent_at),
+                    _when(sms.updated_at),
                     sms.gateway_message_id or "-",
                     sms.cost or "-",
                     sms.last_error or "-",
@@ -238,7 +263,14 @@ class OrderAdmin(ActionsOnlyAdmin):
         return _table(
             ("event", "endpoint", "status", "attempts", "written", "last error"),
             [
-                (r.event_type, r.endpoint_id, r.status, r.attempts, r.created_at, r.last_error)
+                (
+                    r.event_type,
+                    r.endpoint_id,
+                    r.status,
+                    r.attempts,
+                    _when(r.created_at),
+                    r.last_error,
+                )
                 for r in rows
             ],
         )
@@ -276,7 +308,7 @@ class OrderAdmin(ActionsOnlyAdmin):
             orders.resend_order_sms(orders.ResendOrderSms(order_id=order.pk))
             return "Sent the SMS again."
 
-        self.run_each(request, queryset, resend)
+        self.run_each(request, queryset, resend, done="SMS queued again")
 
 
 # --- Customers ------------------------------------------------------------------------------------
@@ -455,8 +487,8 @@ class WebhookEndpointAdmin(ActionsOnlyAdmin):
                     r.subject,
                     r.status,
                     r.attempts,
-                    r.created_at,
-                    r.delivered_at or "-",
+                    _when(r.created_at),
+                    _when(r.delivered_at),
                     r.last_error or "-",
                 )
                 for r in rows
@@ -472,7 +504,7 @@ class WebhookEndpointAdmin(ActionsOnlyAdmin):
                 return None
             return f"Enabled again (it was disabled: {reason or 'no reason recorded'})."
 
-        self.run_each(request, queryset, enable)
+        self.run_each(request, queryset, enable, done="Enabled again")
 
     @admin.action(description="Send a ping", permissions=["operate"])
     def send_ping(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -480,7 +512,7 @@ class WebhookEndpointAdmin(ActionsOnlyAdmin):
             event_id = webhook_endpoints.ping_webhook_endpoint(endpoint.pk, owner=endpoint.owner)
             return f"Sent a ping (event {event_id})."
 
-        self.run_each(request, queryset, ping)
+        self.run_each(request, queryset, ping, done="Ping queued")
 
 
 # --- API clients of the built-in issuer -----------------------------------------------------------
@@ -636,7 +668,11 @@ class AuditLogAdmin(admin.ModelAdmin):
     """Every change made in the back-office, read-only (entries are never edited or deleted)."""
 
     list_display = ("action_time", "user", "content_type", "object_link", "action_flag", "change")
-    list_filter = ("action_flag", "content_type", ("action_time", admin.DateFieldListFilter))
+    list_filter = (
+        "action_flag",
+        ("content_type", admin.RelatedOnlyFieldListFilter),  # the screens that have entries
+        ("action_time", admin.DateFieldListFilter),
+    )
     search_fields = ("object_repr", "change_message", "user__username")
     list_select_related = ("user", "content_type")
     date_hierarchy = "action_time"

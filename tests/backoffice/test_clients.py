@@ -34,7 +34,7 @@ def shown_secrets(response) -> dict[str, str]:
     """client_id -> secret as the one-time page shows them."""
     html = response.content.decode()
     ids = re.findall(r'<code class="client-id">([^<]+)</code>', html)
-    secrets = re.findall(r'<code class="client-secret">([^<]+)</code>', html)
+    secrets = re.findall(r'class="vTextField client-secret"[^>]* value="([^"]+)"', html)
     return dict(zip(ids, secrets, strict=True))
 
 

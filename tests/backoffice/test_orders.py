@@ -82,7 +82,8 @@ def test_send_the_sms_again_queues_one_sms_through_the_resend_command(
     )
 
     assert response.status_code == 200
-    assert any("Done for 1" in m for m in messages_of(response)), messages_of(response)
+    shown = messages_of(response)
+    assert any("SMS queued again: 1 of 1." in m for m in shown), shown
     row = wait_for_sms_status(order_id, "sent")
     assert row.attempts == 1  # a fresh budget, as the API's resend gives
     assert OrderView.objects.get(pk=order_id).sms_error is None
@@ -136,6 +137,6 @@ def test_the_order_page_offers_send_again_to_an_operator_when_the_sms_failed(
     response = operator.post(f"{ORDERS}{failed}/resend-sms/", follow=True)
 
     assert response.redirect_chain[-1][0] == f"{ORDERS}{failed}/change/"
-    assert any("Done for 1" in m for m in messages_of(response))
+    assert any("SMS queued again: 1 of 1." in m for m in messages_of(response))
     assert SmsNotification.objects.get(order_id=failed).status == "pending"
     assert [e.change_message for e in audit(object_id=str(failed))] == ["Sent the SMS again."]

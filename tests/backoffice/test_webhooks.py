@@ -61,7 +61,7 @@ def test_enable_again_clears_the_reason_and_restarts_the_failure_run(
         ENDPOINTS, {"action": "enable_again", "_selected_action": [endpoint]}, follow=True
     )
 
-    assert any("Done for 1" in m for m in messages_of(response)), messages_of(response)
+    assert any("Enabled again: 1 of 1." in m for m in messages_of(response)), messages_of(response)
     row = WebhookEndpoint.objects.get(pk=endpoint)
     assert (row.enabled, row.disabled_reason, row.failing_since) == (True, "", None)
     assert row.last_error == "410 Gone"  # kept: what happened last
