@@ -366,7 +366,7 @@ class CustomerAdmin(admin.ModelAdmin):
             url,
             view.order_count,
             view.total_amount,
-            view.last_order_at,
+            _when(view.last_order_at),
         )
 
     @csrf_protect_m
