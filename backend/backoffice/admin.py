@@ -148,10 +148,7 @@ class CustomerFilter(admin.SimpleListFilter):
         return [(value, f"{found.code} ({found.name})" if found else "no such customer")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if not value:
-            return queryset
-        customer_id = self.customer_id()
+        customer_id = self.customer_id()  # called only while a value is chosen (lookups above)
         return queryset.filter(customer_id=customer_id) if customer_id else queryset.none()
 
     def customer_id(self) -> int | None:
@@ -182,7 +179,7 @@ class OrderAdmin(ActionsOnlyAdmin):
         (None, {"fields": ("id", "time", "customer", "item", "amount", "note")}),
         (
             "SMS",
-            {"fields": ("sms_status", "sms_error", "sms_recipient", "sms_text", "sms_delivery")},
+            {"fields": ("status", "error", "sms_recipient", "sms_text", "sms_delivery")},
         ),
         ("Webhook events", {"fields": ("webhook_events",)}),
     )
@@ -653,7 +650,7 @@ class ApiClientAdmin(admin.ModelAdmin):
             except clients.UnknownClient as exc:
                 self.message_user(request, f"{client}: {exc}", messages.ERROR)
                 continue
-            super().log_deletions(request, [client])
+            self.log_deletions(request, [client])
             revoked += 1
         if revoked:
             self.message_user(request, f"Revoked {revoked} client(s).", messages.SUCCESS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from backend.commands import webhook_endpoints
 from backend.commands.models import SmsNotification
 from backend.queries.models import OrderView
 from tests.backoffice.conftest import (
@@ -53,7 +54,13 @@ def test_filters_by_sms_status_customer_and_date_and_searches_by_code_or_name(vi
 
 
 @pytest.mark.django_db
-def test_the_detail_shows_the_sms_text_error_and_delivery(viewer: Client):
+def test_the_detail_shows_the_sms_text_error_delivery_and_webhook_events(viewer: Client, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    webhook_endpoints.create_webhook_endpoint(
+        webhook_endpoints.CreateWebhookEndpoint(
+            owner="shop-app", url="http://127.0.0.1:9/hook", events=["order.created"]
+        )
+    )
     order_id = new_order(new_customer())
     mark_failed(order_id, "InvalidPhoneNumber")
 
@@ -62,10 +69,22 @@ def test_the_detail_shows_the_sms_text_error_and_delivery(viewer: Client):
 
     sms = SmsNotification.objects.get(order_id=order_id)
     assert sms.text in text
-    assert "InvalidPhoneNumber" in text  # sms_error
+    assert "Error (sms_error): InvalidPhoneNumber" in " ".join(text.split())
     assert "<td>403 InvalidPhoneNumber</td>" in page.content.decode()  # the delivery, a table
     assert "+254712345678" in text
     assert "Jane Wanjiru" in text
+    assert "<td>order.created</td>" in page.content.decode()  # the webhook event of the order
+
+
+@pytest.mark.django_db
+def test_an_order_without_an_sms_says_so(viewer: Client):
+    """Seeded demo orders have no SMS row."""
+    order_id = new_order(new_customer())
+    SmsNotification.objects.filter(order_id=order_id).delete()
+
+    text = page_text(viewer.get(f"{ORDERS}{order_id}/change/"))
+
+    assert "No SMS was queued for this order" in text
 
 
 @pytest.mark.django_db(transaction=True)
