@@ -171,12 +171,20 @@ def _database(url: str, variable: str = "DATABASE_URL") -> dict:
     options = config.setdefault("OPTIONS", {})
     options.setdefault("connect_timeout", 5)
     # Every statement and lock wait is bounded, so no request (or worker step) can hang for
-    # minutes on a lock; long operator work (migrate, seed, rebuild) lifts it for itself.
-    options.setdefault(
-        "options",
-        f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
-        f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}",
+    # minutes on a lock; long operator work (migrate, seed, rebuild) lifts it for itself. Sent
+    # as the connection's startup `options`; a bound of 0 is not sent, so the role's own
+    # default (`ALTER ROLE ... SET`) applies: the way behind pgbouncer, which refuses `options`
+    # (or, told to ignore it, drops it) and hands every server connection the role's defaults.
+    timeouts = " ".join(
+        f"-c {name}={ms}"
+        for name, ms in (
+            ("lock_timeout", DATABASE_LOCK_TIMEOUT_MS),
+            ("statement_timeout", DATABASE_STATEMENT_TIMEOUT_MS),
+        )
+        if ms
     )
+    if timeouts:
+        options.setdefault("options", timeouts)
     if DATABASE_PREPARED_STATEMENTS:
         # Parameters travel apart from the SQL text (server-side binding), and psycopg
         # prepares a statement once this connection has run it `prepare_threshold` times
@@ -193,7 +201,9 @@ def _database(url: str, variable: str = "DATABASE_URL") -> dict:
     return config
 
 
-# Milliseconds; 0 disables. Well under IDEMPOTENCY_STALE_CLAIM_SECONDS.
+# Milliseconds, well under IDEMPOTENCY_STALE_CLAIM_SECONDS; 0 sends none (the role's default
+# applies, PostgreSQL's own is no bound): behind pgbouncer, set them on the role instead
+# (docs/operate.md).
 DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 5_000, maximum=3_600_000)
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, maximum=3_600_000)
 # Server-side binding and prepared statements (above); 0 behind a transaction-pooling pgbouncer.
@@ -443,10 +453,12 @@ EARLY_REPORT_RETENTION_SECONDS: float = 7 * 24 * 3600.0
 WORKER_HEARTBEAT_SECONDS: float = 5.0
 WORKER_HEARTBEAT_MAX_AGE_SECONDS: float = 60.0
 
-# Dramatiq: the Redis namespace, and how long a silent worker keeps its unacked messages
-# before they are redelivered (longer than the claim lease, so the redelivery can send).
+# Dramatiq: the Redis namespace, and how long a worker may be silent before it counts as dead.
+# Its unacked messages are then lost to the dispatcher's sweep, which publishes their rows again
+# once their claim lease has ended (Dramatiq's own requeue waits for its random maintenance).
+# Shorter than the claim leases, so a killed worker's SMS goes out within about 100 s.
 DRAMATIQ_NAMESPACE: str = "duka"
-DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS: float = 90.0
+DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS: float = 60.0
 DRAMATIQ_MAINTENANCE_CHANCE: int = 1000  # per million broker commands; Dramatiq's default
 
 # Idempotency-Key: a claim without a result is taken over after this (its request died). Every
