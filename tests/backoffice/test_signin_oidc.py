@@ -210,3 +210,17 @@ def test_a_provider_gone_before_the_callback_is_a_503_page(client, settings) -> 
 
 def test_the_callback_without_an_issuer_is_not_found(client) -> None:
     assert client.get("/admin/oidc/callback/", {"code": "x", "state": "y"}).status_code == 404
+
+
+def test_refused_openid_sign_ins_never_count_against_a_password_account(
+    client, provider_issuer, settings
+) -> None:
+    """The subject `nora` and the password account `nora` are different people."""
+    get_user_model().objects.create_superuser("nora", "n@duka.test", "a long password 1")
+    settings.ADMIN_SIGNIN_FAILURES_PER_USERNAME = 1
+    assert sign_in(client, provider_issuer, "nora").status_code == 403
+    response = Client().post(
+        "/admin/login/?next=/admin/",
+        {"username": "nora", "password": "a long password 1", "next": "/admin/"},
+    )
+    assert response.status_code == 302

@@ -111,13 +111,14 @@ def callback(request: HttpRequest) -> HttpResponse:
         passwords.record_failure(request)
         return _refused(request, 400, "The identity provider did not say who signed in.")
     if userinfo is not None and userinfo.get("sub") != subject:
-        passwords.record_failure(request, subject)  # OIDC Core 5.3.2: must be the same person
+        # OIDC Core 5.3.2: must be the same person.
+        passwords.record_failure(request, signin_claims.username_for(subject))
         return _refused(request, 400, "The identity provider's answers do not agree.")
     granted = signin_claims.configured_roles(signin_claims.roles_source(id_claims, userinfo))
     claims = {**(userinfo or {}), **id_claims}
     if not granted:
         _take_roles_away(subject)
-        passwords.record_failure(request, subject)
+        passwords.record_failure(request, signin_claims.username_for(subject))
         return _refused(
             request,
             403,
