@@ -57,72 +57,55 @@ def deliver_many(ids: list[int], *, gateway: SmsGateway | None = None) -> dict[i
     """One attempt for each due notification of `ids` (claimed in one statement), one after
     the other on this thread's keep-alive connection; returns what happened to each.
 
-    Accepted sends are recorded together, but never later than SMS_RECORD_WINDOW_SECONDS after
-    the first of them was accepted (a send slower than that is recorded at once): the window in
-    which a crash makes AT's acceptance unknown, and the SMS a duplicate, stays that short.
-    Claims left when the batch's time is up are given back (`released`) for another message."""
+    Each acceptance is recorded before the next send starts: a worker killed while a later
+    send hangs at the gateway must not leave an accepted SMS unrecorded, to be sent again once
+    its lease ends. Claims left when the batch's time is up are given back (`released`)."""
     started = time.monotonic()
     claims = sms_notifications.claim_notifications(ids)
     results: dict[int, Result] = dict.fromkeys(ids, "skipped")
     if claims:
         gateway = gateway or get_gateway()
     budget = _batch_budget()
-    window = float(settings.SMS_RECORD_WINDOW_SECONDS)
-    unrecorded: list[sms_notifications.Sent] = []
-    oldest = 0.0
-    try:
-        for n, claim in enumerate(claims):
-            if n and time.monotonic() - started > budget:
-                _record(unrecorded, results)
-                sms_notifications.release_claims(claims[n:])
-                logger.warning(
-                    "SMS batch out of time after %d of %d attempts; %d given back",
-                    n,
-                    len(claims),
-                    len(claims) - n,
-                )
-                results.update(dict.fromkeys((c.notification_id for c in claims[n:]), "released"))
-                break
-            # Each SMS logs with its own order's request id (the message carries its first row's).
-            token = bind_request_id(claim.request_id or None)
-            call_started = time.monotonic()
-            try:
-                outcome = _attempt(claim, gateway)
-            finally:
-                unbind_request_id(token)
-            now = time.monotonic()
-            if isinstance(outcome, sms_notifications.Sent):
-                oldest = oldest if unrecorded else call_started
-                unrecorded.append(outcome)
-            else:
-                results[claim.notification_id] = outcome
-            if unrecorded and (now - oldest >= window or now - call_started >= window):
-                _record(unrecorded, results)
-    finally:
-        _record(unrecorded, results)  # also when interrupted: what AT accepted is a fact
+    for n, claim in enumerate(claims):
+        if n and time.monotonic() - started > budget:
+            sms_notifications.release_claims(claims[n:])
+            logger.warning(
+                "SMS batch out of time after %d of %d attempts; %d given back",
+                n,
+                len(claims),
+                len(claims) - n,
+            )
+            results.update(dict.fromkeys((c.notification_id for c in claims[n:]), "released"))
+            break
+        # Each SMS logs with its own order's request id (the message carries its first row's).
+        token = bind_request_id(claim.request_id or None)
+        try:
+            outcome = _attempt(claim, gateway)
+        finally:
+            unbind_request_id(token)
+        if isinstance(outcome, sms_notifications.Sent):
+            _record(outcome, results)
+        else:
+            results[claim.notification_id] = outcome
     return results
 
 
-def _record(sends: list[sms_notifications.Sent], results: dict[int, Result]) -> None:
-    """Record the accepted sends (one transaction), log them, and empty the list."""
-    if not sends:
-        return
-    recorded = with_db_retries(lambda: sms_notifications.record_sends(sends), what="an SMS")
-    for send, ok in zip(sends, recorded, strict=True):
-        claim = send.claim
-        results[claim.notification_id] = "sent" if ok else "stale"
-        if ok:
-            SMS_NOTIFICATIONS.labels(status="sent").inc()
-            token = bind_request_id(claim.request_id or None)
-            try:
-                logger.info(
-                    "SMS notification %s sent (gateway message %s)",
-                    claim.notification_id,
-                    send.message_id,
-                )
-            finally:
-                unbind_request_id(token)
-    sends.clear()
+def _record(send: sms_notifications.Sent, results: dict[int, Result]) -> None:
+    """Record an accepted send (one short transaction, retried on database errors) and log it."""
+    [ok] = with_db_retries(lambda: sms_notifications.record_sends([send]), what="an SMS")
+    claim = send.claim
+    results[claim.notification_id] = "sent" if ok else "stale"
+    if ok:
+        SMS_NOTIFICATIONS.labels(status="sent").inc()
+        token = bind_request_id(claim.request_id or None)
+        try:
+            logger.info(
+                "SMS notification %s sent (gateway message %s)",
+                claim.notification_id,
+                send.message_id,
+            )
+        finally:
+            unbind_request_id(token)
 
 
 def _attempt(

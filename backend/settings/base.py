@@ -473,10 +473,6 @@ SMS_BATCH_MAX: int = 20
 # The worker processes' nice value (0-19; 0 leaves it alone): on a shared host the web gets the
 # CPU first and the SMS backlog goes out in larger batches when it idles (backend.jobs.priority).
 WORKER_NICENESS = env_int("WORKER_NICENESS", 10, minimum=0, maximum=19)
-# Accepted sends of a batch are recorded together, at most this long after the first of them
-# was accepted (a slower send is recorded at once): the crash window for a duplicate SMS.
-SMS_RECORD_WINDOW_SECONDS: float = 0.1
-
 # Dispatcher (the only publisher): woken by NOTIFY on commit, polling as the fallback.
 OUTBOX_POLL_SECONDS: float = 1.0
 # After a NOTIFY, gather the commits of this long into one pass (latency for throughput).
