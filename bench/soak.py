@@ -118,13 +118,19 @@ class Plan:
 
 @dataclass
 class Clock:
+    """Seconds since the load began: of the monotonic clock, or of a database timestamp."""
+
     t0: float = field(default_factory=time.monotonic)
+    wall0: float = field(default_factory=time.time)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
 
     def of(self, monotonic: float) -> float:
         return monotonic - self.t0
+
+    def of_wall(self, when: dt.datetime | None) -> float | None:
+        return None if when is None else round(when.timestamp() - self.wall0, 2)
 
 
 class Token:
@@ -518,20 +524,22 @@ def observe(
 ) -> Observed:
     with psycopg.connect(db.admin_url(), autocommit=True, connect_timeout=5) as conn:
         orders = conn.execute(
-            "SELECT o.id, o.item, s.status, s.gateway_message_id, s.error_reason, s.last_error"
+            "SELECT o.id, o.item, s.status, s.gateway_message_id, s.error_reason, s.last_error,"
+            " o.time, s.attempts, s.enqueued_at, s.broker_message_id"
             " FROM orders o JOIN sms_notifications s ON s.order_id = o.id"
             " WHERE o.item LIKE %s ORDER BY o.id",
             [ITEM_PREFIX + "%"],
         ).fetchall()
         events = conn.execute(
-            "SELECT endpoint_id, event_id, event_type, subject, status FROM webhook_deliveries"
+            "SELECT endpoint_id, event_id, event_type, subject, status, created_at, attempts,"
+            " enqueued_at, broker_message_id FROM webhook_deliveries"
         ).fetchall()
     return Observed(
         attempts=list(load.attempts),
         answered=dict(load.answered),
         unresolved=list(load.unresolved),
         faults=faults,
-        orders=[tuple(row) for row in orders],
+        orders=[tuple(row[:6]) for row in orders],
         gateway=[
             (clock.of(r.at), r.form.get("message", ""), r.accepted, r.message_id)
             for r in list(gateway.requests)
@@ -542,9 +550,28 @@ def observe(
             ]
             for name, rec in receivers.items()
         },
-        outbox_events=[(endpoints.get(e[0], str(e[0])), *e[1:]) for e in events],
+        outbox_events=[(endpoints.get(e[0], str(e[0])), *e[1:5]) for e in events],
+        rows={
+            **{f"order:{r[0]}": _row(clock, r[6], r[7], r[8], r[9]) for r in orders},
+            **{
+                f"{endpoints.get(e[0], e[0])}:{e[1]}": _row(clock, e[5], e[6], e[7], e[8])
+                for e in events
+            },
+        },
         item_prefix=ITEM_PREFIX,
     )
+
+
+def _row(
+    clock: Clock, created: dt.datetime, attempts: int, enqueued: dt.datetime | None, message: str
+) -> dict[str, Any]:
+    """An outbox row's history, for the ledger's account of what did not arrive."""
+    return {
+        "created": clock.of_wall(created),
+        "attempts": attempts,
+        "enqueued": clock.of_wall(enqueued),
+        "broker_message_id": message,
+    }
 
 
 class LoadSampler:

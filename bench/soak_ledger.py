@@ -63,6 +63,9 @@ class Observed:
     deliveries: dict[str, list[tuple[float, str, int]]]  # receiver -> (at, webhook-id, status)
     outbox_events: list[tuple[str, str, str, str, str]]  # receiver, event id, type, subject, status
     item_prefix: str
+    # Outbox rows' history by `order:<id>` and `<receiver>:<event id>` (created, attempts,
+    # enqueued, broker message id; seconds since the load began), for what did not arrive.
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,6 +124,7 @@ def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
     sms = Counter[str]()
     failed_reasons = Counter[str]()
     bad: list[str] = []
+    unsent: list[dict[str, Any]] = []
     for order_id, _, status, message_id, error_reason, last_error in seen.orders:
         got = accepted.get(order_id, [])
         if len(got) > 1:
@@ -138,6 +142,7 @@ def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
         else:
             sms["lost" if status == "pending" else "not_sent_" + status] += 1
             bad.append(f"#{order_id}: no SMS accepted, status {status}")
+            unsent.append({"order": order_id, **seen.rows.get(f"order:{order_id}", {})})
     checks.append(
         Check(
             "sms: exactly one accepted per order (or failed with a reason)",
@@ -151,6 +156,7 @@ def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
     # Webhooks: every outbox event at every receiver, deduplicated by webhook-id.
     hooks: dict[str, dict[str, int]] = {}
     hook_bad: list[str] = []
+    undelivered: list[dict[str, Any]] = []
     created_for: dict[str, set[int]] = defaultdict(set)
     for receiver, _, event_type, subject, _ in seen.outbox_events:
         if event_type == "order.created" and subject.startswith("order:"):
@@ -170,6 +176,10 @@ def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
             "orders_without_order_created": len(no_created),
             "failed_attempts": sum(1 for _, _, status in deliveries if not 200 <= status < 300),
         }
+        undelivered += [
+            {"receiver": receiver, "event": e, **seen.rows.get(f"{receiver}:{e}", {})}
+            for e in sorted(missing)
+        ]
         if missing or unknown or no_created:
             hook_bad.append(
                 f"{receiver}: {len(missing)} missing, {len(unknown)} unknown, "
@@ -284,7 +294,9 @@ def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
         "checks": [asdict(c) for c in checks],
         "orders": orders,
         "sms": {**dict(sms), "failed_reasons": dict(failed_reasons)},
+        "sms_unsent": unsent[:100],
         "webhooks": hooks,
+        "webhooks_undelivered": undelivered[:100],
         "http_statuses": dict(sorted(statuses.items())),
         "http_violations": violations[:50],
         "faults": faults,
