@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.contrib import admin
 from django.urls import include, path
 
 from backend.api.app import api
@@ -13,6 +15,10 @@ urlpatterns = [
     # django-prometheus' route and name, with a view that adds the database-backed gauges.
     path("metrics", metrics_view, name="prometheus-django-metrics"),
 ]
+
+if settings.ADMIN_ENABLED:
+    # The back-office (backend/backoffice); off, /admin/ is a 404 problem like any unknown path.
+    urlpatterns.append(path("admin/", admin.site.urls))
 
 handler400 = bad_request
 handler404 = not_found

@@ -21,7 +21,7 @@ from backend.errors import (
     PreconditionFailed,
 )
 from backend.queries.customers import get_customer
-from backend.queries.etags import etag
+from backend.queries.etags import tag
 
 # `If-Match` as parsed entity tags (`"..."` or `*`); None when the request had no `If-Match`.
 IfMatch = frozenset[str] | None
@@ -111,7 +111,7 @@ def _locked(customer_id: int, *, if_match: IfMatch = None) -> Customer:
         raise NotFound(f"Customer {customer_id} does not exist.") from None
     # Orders lock this row too before updating its read model, so the view read here is stable.
     if if_match is not None and "*" not in if_match:
-        current = etag(get_customer(customer_id))
+        current = tag(get_customer(customer_id))
         if current not in if_match:
             raise PreconditionFailed(
                 f"If-Match does not name the current ETag of customer {customer_id} ({current}); "

@@ -1,4 +1,4 @@
-"""Webhook endpoints on the write side: create, delete, ping (docs/webhooks.md). The events and
+"""Webhook endpoints on the write side: create, delete, enable again, ping (docs/webhooks.md). The events and
 their deliveries are the outbox's webhook channel (`backend.commands.outbox.webhook_deliveries`).
 
 An endpoint belongs to the token subject (`sub`) that created it: every command here takes that
@@ -166,6 +166,22 @@ def delete_webhook_endpoint(endpoint_id: int, *, owner: str) -> None:
     endpoint.deleted_at = timezone.now()
     endpoint.enabled = False
     endpoint.save(update_fields=["deleted_at", "enabled"])
+
+
+@handler
+def enable_webhook_endpoint(endpoint_id: int, *, owner: str) -> bool:
+    """Enable an endpoint again after it was disabled (410 Gone, or days of failed attempts):
+    events written from now on reach it. Its run of failures starts afresh, so the next failure
+    does not disable it again at once; events given up while it was disabled stay failed.
+    Returns False (and changes nothing) when it is enabled already."""
+    endpoint = _live(endpoint_id, owner)
+    if endpoint.enabled:
+        return False
+    endpoint.enabled = True
+    endpoint.disabled_reason = ""
+    endpoint.failing_since = None
+    endpoint.save(update_fields=["enabled", "disabled_reason", "failing_since"])
+    return True
 
 
 def get_secret(endpoint_id: int) -> str:

@@ -1,16 +1,21 @@
-"""Registering clients of the built-in issuer."""
+"""Registering clients of the built-in issuer, rotating their secrets and revoking them (the
+`createclient` command and the back-office both go through here)."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
-from oauth2_provider.models import get_application_model
+from oauth2_provider.models import AbstractApplication, get_application_model
 
 from backend.issuer.conf import API_SCOPES
 from backend.issuer.models import ClientScopes
 
 
 class UnknownScope(ValueError):
+    pass
+
+
+class UnknownClient(LookupError):
     pass
 
 
@@ -46,3 +51,33 @@ def create_client(*, name: str, scopes: list[str] | str) -> tuple[str, str]:
     )
     ClientScopes.objects.create(application=application, scopes=" ".join(allowed))
     return application.client_id, secret
+
+
+def _locked(client_id: str) -> AbstractApplication:
+    application = (
+        get_application_model().objects.select_for_update().filter(client_id=client_id).first()
+    )
+    if application is None:
+        raise UnknownClient(f"no client {client_id!r}")
+    return application
+
+
+@transaction.atomic
+def rotate_secret(client_id: str) -> str:
+    """Give the client a new secret and return it in plain text (stored hashed, like at
+    creation, so this is the only moment it can be shown). The old secret stops working at
+    once; access tokens already issued stay valid until they expire."""
+    application = _locked(client_id)
+    secret = generate_client_secret()
+    application.client_secret = secret
+    application.hash_client_secret = True
+    application.save(update_fields=["client_secret", "hash_client_secret", "updated"])
+    return secret
+
+
+@transaction.atomic
+def revoke_client(client_id: str) -> None:
+    """Delete the client with its registered scopes and DOT's token rows: it can obtain no
+    more tokens. Access tokens already issued are signed JWTs and stay valid until they expire
+    (at most ACCESS_TOKEN_LIFETIME_SECONDS)."""
+    _locked(client_id).delete()

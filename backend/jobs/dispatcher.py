@@ -8,14 +8,17 @@ and records when it did (`enqueued_at`):
   an outbox row is written), with a short poll as the fallback;
 * several dispatchers share the rows with `FOR UPDATE SKIP LOCKED`;
 * a row published more than the redelivery grace ago that is still due is checked against the
-  broker, and published again only when the broker no longer holds its message;
+  broker, and published again only when the broker no longer holds its message for a live
+  worker (a killed worker's message is published again once its Dramatiq heartbeat is stale);
 * while the broker fails it backs off (up to OUTBOX_BROKER_BACKOFF_MAX_SECONDS), so a dead or
   silent broker costs one bounded call per pause, never a request's time;
 * a pass is bounded (OUTBOX_PASS_MAX_BATCHES batches per channel, the liveness beat refreshed
   after each): a backlog after a broker outage goes out over consecutive passes, with the
   sweep between them, and the worker's liveness probe stays green meanwhile;
 * it exports the broker's queue depth, and starts the housekeeping in a thread of its own
-  (backend.jobs.housekeeping: batched deletes that never hold up publishing).
+  (backend.jobs.housekeeping: batched deletes that never hold up publishing);
+* with a read replica configured, it commits the replica heartbeat every second
+  (backend.replicas.routing.heartbeat), so replica lag is not overstated after a quiet spell.
 
 Web requests never touch the broker: a command writes the outbox row and returns.
 """
@@ -42,6 +45,7 @@ from backend.jobs import housekeeping
 from backend.jobs.background import BackgroundLoop
 from backend.jobs.metrics import QUEUE_DEPTH, WEBHOOK_PENDING
 from backend.observability.jobs import REQUEST_ID_OPTION
+from backend.replicas import routing
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +166,7 @@ class Dispatcher(BackgroundLoop):
         self.passes = 0
         self.backlog = False  # the last pass stopped at its bound: the next one follows at once
         self.housekeeper = housekeeping.Housekeeper()
+        self._next_replica_heartbeat = 0.0
 
     # --- publishing ----------------------------------------------------------------------------
 
@@ -184,24 +189,50 @@ class Dispatcher(BackgroundLoop):
     def still_queued(
         self, messages: list[tuple[str, datetime]], queue: str = SMS_QUEUE
     ) -> set[str]:
-        """Which of these messages the broker still holds (waiting, delayed or being worked on)."""
+        """Which of these messages the broker still holds for a live worker: waiting, delayed,
+        or fetched by a worker whose Dramatiq heartbeat is fresh. A message fetched by a worker
+        that stopped beating (SIGKILL mid-send) counts as lost: Dramatiq would requeue it only
+        in its randomly scheduled maintenance, so the sweep publishes the row again (if that
+        maintenance requeues the old message later, its actor finds the row sent or claimed
+        and does nothing)."""
         if isinstance(self.broker, RedisBroker):
-            ns = self.broker.namespace
-            client = self.broker.client
-            pipe = client.pipeline(transaction=False)
-            for message_id, _ in messages:
-                pipe.hexists(f"{ns}:{queue}.msgs", message_id)
-                pipe.hexists(f"{ns}:{queue}.DQ.msgs", message_id)
-            found = pipe.execute()
-            return {
-                message_id
-                for i, (message_id, _) in enumerate(messages)
-                if found[2 * i] or found[2 * i + 1]
-            }
+            return self._still_queued_in_redis([message_id for message_id, _ in messages], queue)
         # An in-memory broker cannot be asked; its messages die with this process.
         window = timedelta(seconds=_setting("OUTBOX_REDELIVERY_WINDOW_SECONDS"))
         cutoff = max(self.started_at, timezone.now() - window)
         return {message_id for message_id, at in messages if at >= cutoff}
+
+    def _still_queued_in_redis(self, ids: list[str], queue: str) -> set[str]:
+        """Dramatiq's Redis layout (dramatiq/brokers/redis/dispatch.lua; pinned by
+        tests/integration/jobs/test_dramatiq_redis_layout.py): `{ns}:{queue}.msgs` and
+        `{ns}:{queue}.DQ.msgs` hash every message not yet acked, `{ns}:__heartbeats__` scores
+        each worker by its last command (ms), `{ns}:__acks__.{worker}.{queue}` holds what that
+        worker fetched and has not acked."""
+        assert isinstance(self.broker, RedisBroker)
+        ns, client = self.broker.namespace, self.broker.client
+        now_ms = int(time.time() * 1000)
+        dead = client.zrangebyscore(
+            f"{ns}:__heartbeats__", 0, now_ms - int(self.broker.heartbeat_timeout)
+        )
+        pipe = client.pipeline(transaction=True)  # one snapshot
+        for message_id in ids:
+            pipe.hexists(f"{ns}:{queue}.msgs", message_id)
+            pipe.hexists(f"{ns}:{queue}.DQ.msgs", message_id)
+        for worker in dead:
+            worker_id = worker.decode()
+            pipe.smembers(f"{ns}:__acks__.{worker_id}.{queue}")
+            pipe.smembers(f"{ns}:__acks__.{worker_id}.{queue}.DQ")
+        found = pipe.execute()
+        held_by_dead = {m.decode() for members in found[2 * len(ids) :] for m in members}
+        held = {message_id for i, message_id in enumerate(ids) if found[2 * i] or found[2 * i + 1]}
+        if held & held_by_dead:
+            logger.warning(
+                "Outbox: %d %s message(s) held by a worker that stopped beating (killed?); "
+                "publishing again",
+                len(held & held_by_dead),
+                queue,
+            )
+        return held - held_by_dead
 
     def beat(self) -> None:
         """The dispatcher is making progress: its liveness heartbeat (backend.jobs.middleware)
@@ -308,6 +339,7 @@ class Dispatcher(BackgroundLoop):
         try:
             while not self._stop.is_set():
                 self.beat()
+                self._replica_heartbeat()
                 backoff = self._pass()
                 self.passes += 1
                 if backoff is not None:
@@ -323,6 +355,18 @@ class Dispatcher(BackgroundLoop):
         finally:
             listener.close()
             connection.close()
+
+    def _replica_heartbeat(self) -> None:
+        """At most every HEARTBEAT_SECONDS, with a read replica configured; a failure (the
+        database away) is the pass's to report."""
+        now = time.monotonic()
+        if now < self._next_replica_heartbeat or not routing.configured():
+            return
+        self._next_replica_heartbeat = now + routing.HEARTBEAT_SECONDS
+        try:
+            routing.heartbeat()
+        except Exception:
+            close_old_connections()
 
     def _pass(self) -> float | None:
         """One guarded pass; returns the back-off after a failure, None after a good pass."""

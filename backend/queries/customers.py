@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from backend.errors import BadRequest, NotFound
 from backend.queries.models import CustomerView
-from backend.queries.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
-from backend.queries.resources import CustomerOut, CustomerPage
-from backend.queries.sql import columns, select
+from backend.queries.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page_body
+from backend.queries.resources import CustomerOut
+from backend.queries.sql import document, select
 
-_SELECT = f'SELECT {columns(CustomerView, list(CustomerOut.model_fields))} FROM "customer_view"'  # noqa: S608
+_SELECT = f'SELECT {document(CustomerView, CustomerOut)}, "id" FROM "customer_view"'  # noqa: S608
 _BY_ID = ' ORDER BY "id" LIMIT %s'
 
 
@@ -16,11 +16,12 @@ def not_found(customer_id: int) -> NotFound:
     return NotFound(f"Customer {customer_id} does not exist.")
 
 
-def get_customer(customer_id: int) -> CustomerOut:
+def get_customer(customer_id: int) -> bytes:
+    """The customer's JSON (`CustomerOut`)."""
     rows = select(_SELECT + ' WHERE "id" = %s', [customer_id], primary_if_empty=True)
     if not rows:
         raise not_found(customer_id)
-    return CustomerOut.from_rows(rows)[0]
+    return rows[0][0].encode()
 
 
 def list_customers(
@@ -29,8 +30,8 @@ def list_customers(
     search: str | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
-) -> CustomerPage:
-    """Customers by ascending id; `code` matches exactly and `search` as a substring, both
+) -> bytes:
+    """The JSON page (`CustomerPage`) of customers by ascending id; `code` matches exactly and `search` as a substring, both
     ignoring case."""
     filters: dict[str, object] = {"code": code, "search": search}
     where: list[str] = []
@@ -53,6 +54,7 @@ def list_customers(
         params.append(key[0])
     sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + _BY_ID
     rows = select(sql, [*params, limit + 1])
-    items = CustomerOut.from_rows(rows[:limit])
-    next_cursor = encode_cursor("customers", filters, [items[-1].id]) if len(rows) > limit else None
-    return CustomerPage(items=items, next_cursor=next_cursor)
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor("customers", filters, [rows[limit - 1][1]])
+    return page_body([row[0] for row in rows[:limit]], next_cursor)

@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from backend.queries.resources import Resource
-
 
 def tag(body: bytes) -> str:
     """`"<32 hex digits>"` of a representation's JSON: quoted and strong (never `W/`)."""
     return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-
-
-def etag(resource: Resource) -> str:
-    """The tag a GET of `resource` returns."""
-    return tag(resource.body())

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from django.utils.dateparse import parse_datetime
 
 from backend.errors import BadRequest, NotFound
 from backend.queries.models import OrderView
-from backend.queries.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
-from backend.queries.resources import OrderOut, OrderPage
-from backend.queries.sql import columns, select
+from backend.queries.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor, page_body
+from backend.queries.resources import OrderOut
+from backend.queries.sql import document, select
 
-_SELECT = f'SELECT {columns(OrderView, list(OrderOut.model_fields))} FROM "order_view"'  # noqa: S608
-# The table's columns, not the select list's UTC wall times of the same names (the index's order).
+_SELECT = f'SELECT {document(OrderView, OrderOut)} FROM "order_view"'  # noqa: S608
 _NEWEST_FIRST = ' ORDER BY "order_view"."time" DESC, "order_view"."id" DESC LIMIT %s'
 
 
@@ -21,11 +21,12 @@ def not_found(order_id: int) -> NotFound:
     return NotFound(f"Order {order_id} does not exist.")
 
 
-def get_order(order_id: int) -> OrderOut:
+def get_order(order_id: int) -> bytes:
+    """The order's JSON (`OrderOut`)."""
     rows = select(_SELECT + ' WHERE "id" = %s', [order_id], primary_if_empty=True)
     if not rows:
         raise not_found(order_id)
-    return OrderOut.from_rows(rows)[0]
+    return rows[0][0].encode()
 
 
 def _cursor_key(key: list[object]) -> tuple[datetime, int]:
@@ -44,8 +45,9 @@ def list_orders(
     sms_status: str | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
-) -> OrderPage:
-    """Orders by (time, id) descending; `since` inclusive, `until` exclusive."""
+) -> bytes:
+    """The JSON page (`OrderPage`) of orders by (time, id) descending; `since` inclusive,
+    `until` exclusive."""
     filters: dict[str, object] = {"customer_id": customer_id, "since": since, "until": until}
     if sms_status is not None:  # only then: cursors issued before the filter existed stay valid
         filters["sms_status"] = sms_status
@@ -76,10 +78,9 @@ def list_orders(
         )
         params += [time, time, last_id]
     sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + _NEWEST_FIRST
-    rows = select(sql, [*params, limit + 1])
-    items = OrderOut.from_rows(rows[:limit])
+    items = [row[0] for row in select(sql, [*params, limit + 1])]
     next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor("orders", filters, [last.time.isoformat(), last.id])
-    return OrderPage(items=items, next_cursor=next_cursor)
+    if len(items) > limit:
+        last = json.loads(items[limit - 1])
+        next_cursor = encode_cursor("orders", filters, [last["time"], last["id"]])
+    return page_body(items[:limit], next_cursor)

@@ -1,30 +1,29 @@
 """Each resource as the API shows it, declared once.
 
-The reads return these (validated from the projection rows, whose columns carry the same
-names), the writes build their 201 bodies and webhook `data` from them, and the API's schemas,
-so the OpenAPI document, are these classes. Times are RFC 3339 in UTC as pydantic writes them
-(`2026-11-27T08:30:00.123000Z`, no fraction on a whole second). `tests/api/test_resources.py` checks that
-every field here is a column of its projection and comes out of the rebuild, so a field
-forgotten in one of them fails a test instead of reading as null.
+The writes build their 201 bodies and webhook `data` from these, the API's schemas (so the
+OpenAPI document) are these classes, and the reads have PostgreSQL render the same JSON from
+the projection rows with SQL derived from these fields (`backend.queries.sql.document`). Times
+are RFC 3339 in UTC as pydantic writes them (`2026-11-27T08:30:00.123000Z`, no fraction on a
+whole second). `tests/api/test_resources.py` checks that every field here is a column of its
+projection, comes out of the rebuild, and reads back byte for byte as pydantic writes it, so a
+field forgotten in one of them fails a test instead of reading as null.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 SmsStatus = Literal["pending", "sent", "delivered", "failed"]
 
-Money = Annotated[
-    Decimal,
-    PlainSerializer(lambda value: f"{value:.2f}", return_type=str, when_used="json"),
-    Field(description="Decimal string with two places."),
-]
+MONEY_PLACES = 2
+MONEY = PlainSerializer(
+    lambda value: f"{value:.{MONEY_PLACES}f}", return_type=str, when_used="json"
+)
+Money = Annotated[Decimal, MONEY, Field(description="Decimal string with two places.")]
 
 
 class Representation(BaseModel):
@@ -36,21 +35,9 @@ class Representation(BaseModel):
 
 
 class Resource(Representation):
-    @classmethod
-    def from_rows(cls, rows: Sequence[Sequence[object]]) -> list[Self]:
-        """From projection rows whose columns are this class's fields, in order."""
-        names, adapter = _reader(cls)
-        return adapter.validate_python([dict(zip(names, row, strict=True)) for row in rows])
-
     def data(self) -> dict[str, Any]:
         """The JSON-ready dict of this resource (a webhook event's `data`)."""
         return self.model_dump(mode="json")
-
-
-@cache
-def _reader(resource: type[Resource]) -> tuple[tuple[str, ...], TypeAdapter]:
-    """The field names and a list validator of `resource`: one validator call per page."""
-    return tuple(resource.model_fields), TypeAdapter(list[resource])  # type: ignore[valid-type]
 
 
 class CustomerOut(Resource):

@@ -19,8 +19,10 @@ resource (a webhook receiver, another client) reads it at once, whatever the rep
 The replica's state (replay LSN, lag) is probed at most once per `STATUS_TTL_SECONDS` per
 process, by one thread while the others use the previous answer; a replica that fails a probe
 or a query is left alone for `DOWN_RETRY_SECONDS`. Lag is `now() - pg_last_xact_replay_timestamp()`
-on the replica while it is behind the primary's current LSN, else 0: it can overstate the lag
-after an idle spell, which only sends reads to the primary.
+on the replica while it is behind the primary's current LSN, else 0. So that a quiet spell does
+not count as lag (the first write after it would find the last replayed commit minutes old),
+the worker's dispatcher commits a `heartbeat` on the primary every `HEARTBEAT_SECONDS`: the last
+replayed commit is then at most about that much older than the real lag.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ READ_ALIAS = "read"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 STATUS_TTL_SECONDS = 1.0
 DOWN_RETRY_SECONDS = 5.0
+HEARTBEAT_SECONDS = 1.0
 # How long a subject's last write LSN is remembered: far longer than any lag the replica may
 # have while it is used at all (DATABASE_READ_MAX_LAG_S).
 WRITE_MEMORY_SECONDS = 600
@@ -175,6 +178,13 @@ class ReplicaMonitor:
 
 
 monitor = ReplicaMonitor()
+
+
+def heartbeat() -> None:
+    """Commit a transaction on the primary (it takes a transaction id, so PostgreSQL writes a
+    commit record with its time, which the standby replays), without a table to keep."""
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id()")
 
 
 def read_alias() -> str:

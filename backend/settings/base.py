@@ -39,8 +39,11 @@ ALLOWED_HOSTS = env_list(
 )
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "oauth2_provider",
     "ninja",
@@ -51,6 +54,8 @@ INSTALLED_APPS = [
     "backend.queries",
     "backend.issuer",
     "backend.jobs",
+    # Last: its admin.py replaces the screens other apps registered (oauth2_provider's).
+    "backend.backoffice",
 ]
 
 MIDDLEWARE = [
@@ -65,9 +70,14 @@ MIDDLEWARE = [
     "backend.api.middleware.ProblemDetailsMiddleware",
     # Drops the idle database connections a database restart or failover closed.
     "backend.api.middleware.StaleConnectionMiddleware",
+    # Sessions, users and messages for the back-office (/admin/). All three are lazy: a request
+    # that never touches request.session / request.user (every API request) costs no query.
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # The API is bearer-token only (Ninja views are CSRF-exempt); this guards any cookie-based view.
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Knows the caller for read-replica routing; records the WAL position after its writes.
     "backend.replicas.middleware.ReadYourWritesMiddleware",
@@ -84,9 +94,21 @@ TEMPLATES = [
         # Overrides Ninja's Swagger page to pre-fill the Authorize dialog (OIDC_CLIENT_ID).
         "DIRS": [BASE_DIR / "backend" / "templates"],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                # The back-office's templates: the signed-in user and the one-time messages.
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
+
+# --- Back-office (/admin/, docs/backoffice.md) -------------------------------------------------
+
+# Off: /admin/ is not routed (a 404 like any unknown path); the apps stay installed.
+ADMIN_ENABLED = env_bool("ADMIN_ENABLED", True)
 
 # --- HTTP security ----------------------------------------------------------------------------
 
@@ -145,12 +167,20 @@ def _database(url: str, variable: str = "DATABASE_URL") -> dict:
     options = config.setdefault("OPTIONS", {})
     options.setdefault("connect_timeout", 5)
     # Every statement and lock wait is bounded, so no request (or worker step) can hang for
-    # minutes on a lock; long operator work (migrate, seed, rebuild) lifts it for itself.
-    options.setdefault(
-        "options",
-        f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
-        f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}",
+    # minutes on a lock; long operator work (migrate, seed, rebuild) lifts it for itself. Sent
+    # as the connection's startup `options`; a bound of 0 is not sent, so the role's own
+    # default (`ALTER ROLE ... SET`) applies: the way behind pgbouncer, which refuses `options`
+    # (or, told to ignore it, drops it) and hands every server connection the role's defaults.
+    timeouts = " ".join(
+        f"-c {name}={ms}"
+        for name, ms in (
+            ("lock_timeout", DATABASE_LOCK_TIMEOUT_MS),
+            ("statement_timeout", DATABASE_STATEMENT_TIMEOUT_MS),
+        )
+        if ms
     )
+    if timeouts:
+        options.setdefault("options", timeouts)
     if DATABASE_PREPARED_STATEMENTS:
         # Parameters travel apart from the SQL text (server-side binding), and psycopg
         # prepares a statement once this connection has run it `prepare_threshold` times
@@ -167,7 +197,9 @@ def _database(url: str, variable: str = "DATABASE_URL") -> dict:
     return config
 
 
-# Milliseconds; 0 disables. Well under IDEMPOTENCY_STALE_CLAIM_SECONDS.
+# Milliseconds, well under IDEMPOTENCY_STALE_CLAIM_SECONDS; 0 sends none (the role's default
+# applies, PostgreSQL's own is no bound): behind pgbouncer, set them on the role instead
+# (docs/operate.md).
 DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 5_000, maximum=3_600_000)
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, maximum=3_600_000)
 # Server-side binding and prepared statements (above); 0 behind a transaction-pooling pgbouncer.
@@ -417,10 +449,12 @@ EARLY_REPORT_RETENTION_SECONDS: float = 7 * 24 * 3600.0
 WORKER_HEARTBEAT_SECONDS: float = 5.0
 WORKER_HEARTBEAT_MAX_AGE_SECONDS: float = 60.0
 
-# Dramatiq: the Redis namespace, and how long a silent worker keeps its unacked messages
-# before they are redelivered (longer than the claim lease, so the redelivery can send).
+# Dramatiq: the Redis namespace, and how long a worker may be silent before it counts as dead.
+# Its unacked messages are then lost to the dispatcher's sweep, which publishes their rows again
+# once their claim lease has ended (Dramatiq's own requeue waits for its random maintenance).
+# Shorter than the claim leases, so a killed worker's SMS goes out within about 100 s.
 DRAMATIQ_NAMESPACE: str = "duka"
-DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS: float = 90.0
+DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS: float = 60.0
 DRAMATIQ_MAINTENANCE_CHANCE: int = 1000  # per million broker commands; Dramatiq's default
 
 # Idempotency-Key: a claim without a result is taken over after this (its request died). Every

@@ -31,17 +31,17 @@ BODY = (
 
 def floor_sql(request: HttpRequest, order_id: int) -> HttpResponse:
     try:
-        return HttpResponse(orders.get_order(order_id).body(), content_type=CONTENT_TYPE)
+        return HttpResponse(orders.get_order(order_id), content_type=CONTENT_TYPE)
     except NotFound:
         return HttpResponse(b"{}", status=404, content_type=CONTENT_TYPE)
 
 
 def floor_orders(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(orders.list_orders(limit=50).body(), content_type=CONTENT_TYPE)
+    return HttpResponse(orders.list_orders(limit=50), content_type=CONTENT_TYPE)
 
 
 def floor_customers(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(customers.list_customers(limit=50).body(), content_type=CONTENT_TYPE)
+    return HttpResponse(customers.list_customers(limit=50), content_type=CONTENT_TYPE)
 
 
 def floor_body(request: HttpRequest, order_id: int) -> HttpResponse:

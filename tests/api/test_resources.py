@@ -4,6 +4,7 @@ agrees with that description, so a field forgotten in one of them fails here."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -12,8 +13,9 @@ from django.db import transaction
 from backend.commands import webhook_endpoints as webhooks
 from backend.commands.models import SmsNotification, WebhookDelivery
 from backend.projections import rebuild_all
+from backend.queries import customers, orders
 from backend.queries.models import CustomerView, OrderView
-from backend.queries.resources import CustomerOut, OrderOut
+from backend.queries.resources import CustomerOut, CustomerPage, OrderOut, OrderPage
 
 pytestmark = pytest.mark.django_db
 
@@ -131,3 +133,68 @@ def test_a_500_character_note_is_kept_whole(api):
     )
     assert response.status_code == 201, response.content
     assert api.get(f"orders/{response.json()['id']}/").json()["note"] == note
+
+
+AWKWARD_TEXTS = [
+    "Jane",
+    'quote " back \\ slash',
+    "ctl \x01\x02\x08\t\n\x1f\x7f",
+    "\u2028 \U0001f600 é",
+    "50%'s </b>",
+    "",
+]
+AWKWARD_TIMES = [
+    datetime(2026, 11, 27, 8, 30, tzinfo=UTC),
+    datetime(2026, 11, 27, 8, 30, 0, 1, tzinfo=UTC),
+    datetime(2026, 11, 27, 8, 30, 59, 123000, tzinfo=UTC),
+    datetime(1999, 1, 2, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=3))),
+]
+
+
+def _as_pydantic_writes(resource, row) -> bytes:
+    return resource.model_validate(
+        {name: getattr(row, name) for name in resource.model_fields}
+    ).body()
+
+
+def test_the_reads_write_each_resource_byte_for_byte_as_pydantic_does():
+    """The reads send PostgreSQL's rendering (`queries.sql.document`); the writes and the ETags
+    of `If-Match` rely on it being pydantic's, to the byte, for any value a column can hold."""
+    rows = []
+    for n, (text, time) in enumerate(zip(AWKWARD_TEXTS * 2, AWKWARD_TIMES * 3, strict=False)):
+        rows.append(
+            OrderView.objects.create(
+                id=n + 1,
+                customer_id=7,
+                customer_code=f"C-{n}",
+                customer_name=text,
+                item=text or "x",
+                amount=[Decimal("0"), Decimal("0.5"), Decimal("9999999999.99"), Decimal("12.30")][
+                    n % 4
+                ],
+                note=[None, text][n % 2],
+                time=time,
+                sms_status="failed",
+                sms_error=[None, text][n % 2],
+            )
+        )
+        CustomerView.objects.create(
+            id=n + 1,
+            name=text,
+            code=f"C-{n}",
+            phone_number="+254712345678",
+            created_at=time,
+            updated_at=AWKWARD_TIMES[-1],
+            order_count=n,
+            total_amount=Decimal("1234567890123456.78"),
+            last_order_at=[None, time][n % 2],
+        )
+    for row in rows:
+        row.refresh_from_db()  # the values as the columns hold them
+        assert orders.get_order(row.id) == _as_pydantic_writes(OrderOut, row)
+        customer = CustomerView.objects.get(id=row.id)
+        assert customers.get_customer(row.id) == _as_pydantic_writes(CustomerOut, customer)
+    for page in (orders.list_orders(limit=5), customers.list_customers(limit=5)):
+        model = OrderPage if b'"customer_code"' in page else CustomerPage
+        assert model.model_validate_json(page).body() == page
+        assert json.loads(page)["next_cursor"] is not None

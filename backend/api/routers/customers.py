@@ -22,7 +22,7 @@ def _location(customer_id: int) -> str:
 
 
 def _render(customer_id: int) -> bytes:
-    return queries.get_customer(customer_id).body()
+    return queries.get_customer(customer_id)
 
 
 @router.post(
@@ -51,8 +51,8 @@ def list_customers(
     limit: Limit = 50,
 ) -> HttpResponse:
     """Customers by ascending id. `code` is an exact match and `search` a substring of name or code, both ignoring case."""
-    page = queries.list_customers(code=code, search=search, cursor=cursor, limit=limit)
-    return rendering.json_response(page.body())
+    body = queries.list_customers(code=code, search=search, cursor=cursor, limit=limit)
+    return rendering.json_response(body)
 
 
 @router.get("/{id:customer_id}/", response=CustomerOut, auth=READ, url_name="get_customer")

@@ -22,7 +22,7 @@ def _location(order_id: int) -> str:
 
 
 def _render(order_id: int) -> bytes:
-    return queries.get_order(order_id).body()
+    return queries.get_order(order_id)
 
 
 def _created(order: OrderOut) -> idempotency.Created:
@@ -59,7 +59,7 @@ def list_orders(
 ) -> HttpResponse:
     """Orders newest first. `since` is inclusive and `until` exclusive (RFC 3339);
     `sms_status=failed` lists the orders whose SMS needs attention (see `sms_error`)."""
-    page = queries.list_orders(
+    body = queries.list_orders(
         customer_id=customer_id,
         since=since,
         until=until,
@@ -67,7 +67,7 @@ def list_orders(
         cursor=cursor,
         limit=limit,
     )
-    return rendering.json_response(page.body())
+    return rendering.json_response(body)
 
 
 @router.get("/{id:order_id}/", response=OrderOut, auth=READ, url_name="get_order")

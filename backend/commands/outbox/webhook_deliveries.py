@@ -10,6 +10,7 @@ older than that window is given up. One message carries one row.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -116,7 +117,7 @@ def record_order_event(event_type: str, order_id: int) -> int:
     transaction (so it carries the status just written)."""
 
     return record_event(
-        event_type, subject=f"order:{order_id}", data=lambda: get_order(order_id).data()
+        event_type, subject=f"order:{order_id}", data=lambda: json.loads(get_order(order_id))
     )
 
 
@@ -124,7 +125,9 @@ def record_customer_event(event_type: str, customer_id: int) -> int:
     """A customer event with the customer's read model row as written in this transaction."""
 
     return record_event(
-        event_type, subject=f"customer:{customer_id}", data=lambda: get_customer(customer_id).data()
+        event_type,
+        subject=f"customer:{customer_id}",
+        data=lambda: json.loads(get_customer(customer_id)),
     )
 
 

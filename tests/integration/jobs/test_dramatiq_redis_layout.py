@@ -4,7 +4,10 @@ The outbox dispatcher (backend/jobs/dispatcher.py) reads the layout directly, wh
 does not document: `{ns}:{queue}` and `{ns}:{queue}.DQ` are lists of waiting and delayed
 message ids (queue depth, SMS waiting), and `{ns}:{queue}.msgs` / `{ns}:{queue}.DQ.msgs` hash
 each message it still holds (waiting, delayed or being worked on) by its `redis_message_id`
-(the lost-message sweep). A failure here means Dramatiq changed that layout: fix the dispatcher
+(the lost-message sweep), `{ns}:__acks__.{worker}.{queue}` holds the ids a worker (its broker's
+`broker_id`) fetched and has not acked, and `{ns}:__heartbeats__` scores each worker by the time
+(ms) of its last command, which the sweep compares with the broker's `heartbeat_timeout` to tell
+a killed worker's messages from a live one's. A failure here means Dramatiq changed that layout: fix the dispatcher
 and the `dramatiq<3` bound in pyproject.toml.
 
 Deliberately without the `redis` marker or the skipping `redis_url` fixture: CI starts Redis
@@ -14,6 +17,7 @@ Deliberately without the `redis` marker or the skipping `redis_url` fixture: CI 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -63,6 +67,29 @@ def test_waiting_and_worked_on_messages_are_where_the_dispatcher_looks(broker):
         assert client.hexists(f"{ns}:{QUEUE}.msgs", message_id)
         consumer.ack(fetched)
         assert not client.hexists(f"{ns}:{QUEUE}.msgs", message_id)
+    finally:
+        consumer.close()
+
+
+def test_a_fetched_message_is_held_by_its_worker_which_beats_at_every_command(broker):
+    client, ns = broker.client, broker.namespace
+    message_id = broker.enqueue(_message()).options["redis_message_id"]
+    acks = f"{ns}:__acks__.{broker.broker_id}.{QUEUE}"
+
+    consumer = broker.consume(QUEUE, prefetch=1, timeout=1000)
+    try:
+        before = time.time() * 1000
+        fetched = next(message for message in consumer if message is not None)
+        assert fetched.options["redis_message_id"] == message_id
+        assert client.type(acks) == b"set"
+        assert client.smembers(acks) == {message_id.encode()}
+        assert client.type(f"{ns}:__heartbeats__") == b"zset"
+        beat = client.zscore(f"{ns}:__heartbeats__", broker.broker_id)
+        assert beat is not None
+        assert before - 1000 <= beat <= time.time() * 1000 + 1000  # milliseconds since the epoch
+        assert broker.heartbeat_timeout == 60_000  # milliseconds, as the sweep compares them
+        consumer.ack(fetched)
+        assert not client.exists(acks)
     finally:
         consumer.close()
 

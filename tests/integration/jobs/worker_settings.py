@@ -22,7 +22,7 @@ WORKER_HEARTBEAT_MAX_AGE_SECONDS = float(
 HOUSEKEEPING_INTERVAL_SECONDS = float(os.environ.get("DUKA_TEST_HOUSEKEEPING_SECONDS", "3600"))
 # Dramatiq's own redelivery of a dead worker's messages, shortened to test time.
 DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS = float(os.environ.get("DUKA_TEST_HEARTBEAT_SECONDS", "2"))
-DRAMATIQ_MAINTENANCE_CHANCE = 1_000_000
+DRAMATIQ_MAINTENANCE_CHANCE = int(os.environ.get("DUKA_TEST_MAINTENANCE_CHANCE", "1000000"))
 # Webhooks: receivers are loopback servers; short lease and backoff for the kill tests.
 WEBHOOKS_ALLOW_PRIVATE = True
 WEBHOOK_CLAIM_LEASE_SECONDS = float(os.environ.get("DUKA_TEST_CLAIM_LEASE_SECONDS", "3"))

@@ -4,10 +4,9 @@ from datetime import timedelta
 import pytest
 
 from backend.errors import BadRequest, NotFound
-from backend.queries.customers import get_customer, list_customers
 from backend.queries.models import OrderView
-from backend.queries.orders import get_order, list_orders
 from tests.factories import make_customer, make_order
+from tests.reads import get_customer, get_order, list_customers, list_orders
 
 pytestmark = pytest.mark.django_db
 
