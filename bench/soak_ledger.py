@@ -130,6 +130,7 @@ def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
         if len(got) > 1:
             sms["duplicated"] += 1
             bad.append(f"#{order_id}: {len(got)} SMS accepted")
+            unsent.append({"order": order_id, "accepted_at": sorted(round(t, 2) for t, _ in got)})
         elif len(got) == 1:
             if status in ("sent", "delivered") and message_id == got[0][1]:
                 sms["sent_once"] += 1
@@ -231,7 +232,11 @@ def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
     writes = [a.done for a in seen.attempts if a.kind == "order" and 200 <= a.status < 300]
     sms_times = sorted(at for at, _, ok, _ in seen.gateway if ok)
     faults: list[dict[str, Any]] = []
-    for f in seen.faults:
+    for n, f in enumerate(seen.faults):
+        # Answers counted for a fault: from its start to 15 s after its end, or the next fault.
+        until = f.end + RECOVERY_ALLOWANCE_SECONDS
+        if n + 1 < len(seen.faults):
+            until = min(until, seen.faults[n + 1].start)
         if f.probe == "write":
             first = _first_after(writes, f.end)
         elif f.probe == "sms":
@@ -248,11 +253,9 @@ def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
             "end": round(f.end, 2),
             "seconds": round(f.end - f.start, 1),
             "recovery_seconds": recovery,
-            "503s": sum(
-                1 for a in seen.attempts if a.status == 503 and f.start <= a.sent <= f.end + 15
-            ),
+            "503s": sum(1 for a in seen.attempts if a.status == 503 and f.start <= a.sent < until),
             "no_answer": sum(
-                1 for a in seen.attempts if a.status == 0 and f.start <= a.sent <= f.end + 15
+                1 for a in seen.attempts if a.status == 0 and f.start <= a.sent < until
             ),
         }
         problems = []
@@ -294,7 +297,7 @@ def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
         "checks": [asdict(c) for c in checks],
         "orders": orders,
         "sms": {**dict(sms), "failed_reasons": dict(failed_reasons)},
-        "sms_unsent": unsent[:100],
+        "sms_unsent_or_duplicated": unsent[:100],
         "webhooks": hooks,
         "webhooks_undelivered": undelivered[:100],
         "http_statuses": dict(sorted(statuses.items())),

@@ -4,7 +4,7 @@ SOAK_TIME_SCALE (default 1: production timings, as the long form runs) multiplie
 timings below, so the short form (0.2) shows a worker's death, a lost broker or a receiver's
 outage and their recovery within its three minutes; each keeps a floor so a loaded 2-core
 machine does not turn scaled timeouts into faults of their own. Only the clock changes: the
-order between the timings (heartbeat > claim lease > time limit > gateway deadline) stays.
+order between the timings (claim lease > time limit > gateway deadline) stays.
 """
 
 import os
@@ -23,7 +23,7 @@ _SCALED = {  # name: floor in seconds
     "OUTBOX_POLL_SECONDS": 0.2,
     "OUTBOX_REDELIVERY_GRACE_SECONDS": 3.0,
     "OUTBOX_BROKER_BACKOFF_MAX_SECONDS": 1.0,
-    "DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS": 18.0,
+    "DRAMATIQ_HEARTBEAT_TIMEOUT_SECONDS": 12.0,
     "IDEMPOTENCY_STALE_CLAIM_SECONDS": 12.0,
     "WEBHOOK_CONNECT_TIMEOUT_SECONDS": 1.0,
     "WEBHOOK_DEADLINE_SECONDS": 3.0,
