@@ -241,11 +241,11 @@ class Load:
         with self.lock:
             self.unresolved.append(key)
 
-    def worker(self, seed: int, until: float) -> None:
+    def worker(self, seed: int) -> None:
         rng = random.Random(seed)
         interval = self.plan.threads / self.plan.rate
         with requests.Session() as session:
-            while self.clock.now() < until and not self.stop.is_set():
+            while not self.stop.is_set():
                 began = time.monotonic()
                 roll = rng.random()
                 with self.lock:
@@ -651,17 +651,20 @@ def soak(plan: Plan, form: str, results_dir: Path, keep_logs: bool) -> int:
             load = Load(base, token, customers, plan, clock)
             faults = Faults(plan, clock, db, redis_server, services, gateway, receivers, timings)
             threads = [
-                threading.Thread(target=load.worker, args=(n, plan.load), daemon=True)
+                threading.Thread(target=load.worker, args=(n,), daemon=True)
                 for n in range(plan.threads)
             ]
             fault_thread = threading.Thread(target=faults.run, daemon=True)
             for thread in [*threads, fault_thread]:
                 thread.start()
+            # The load goes on until the last fault's gap is over (restarts make the faults run
+            # longer than planned), so each fault has healthy load after it to recover with.
             fault_thread.join(plan.load + 10 * plan.fault + 2 * START_SECONDS)
             faults.stop.set()
-            for thread in threads:
-                thread.join(max(1.0, plan.load - clock.now()) + plan.post_budget + 30)
+            time.sleep(max(0.0, plan.load - clock.now()))
             load.stop.set()
+            for thread in threads:  # each finishes the order it is placing
+                thread.join(plan.post_budget + 30)
             log(f"load done at {clock.now():.0f} s; draining (at most {plan.drain:.0f} s)")
             drained = drain(db, plan.drain)
             log(f"drained in {drained:.0f} s")

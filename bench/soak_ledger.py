@@ -80,8 +80,10 @@ def _first_after(times: list[float], after: float) -> float | None:
     return min(later) if later else None
 
 
-def _in_windows(t: float, windows: list[tuple[float, float]]) -> bool:
-    return any(start <= t <= end for start, end in windows)
+def _in_windows(a: Attempt, windows: list[tuple[float, float]]) -> bool:
+    """Whether the request was under way during a window (one in flight at a fault's start
+    is that fault's too)."""
+    return any(a.sent <= end and a.done >= start for start, end in windows)
 
 
 def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
@@ -208,14 +210,14 @@ def reconcile(seen: Observed, *, redelivery_bound: float) -> dict[str, Any]:
     violations: list[str] = []
     for a in seen.attempts:
         if a.status == 0:
-            if not _in_windows(a.sent, web_away):
+            if not _in_windows(a, web_away):
                 violations.append(f"t={a.sent:.1f} {a.kind}: no answer ({a.error})")
         elif a.status >= 500:
             if a.status != 503 or not a.retry_after:
                 violations.append(
                     f"t={a.sent:.1f} {a.kind}: {a.status} retry-after={a.retry_after}"
                 )
-            elif not _in_windows(a.sent, windows):
+            elif not _in_windows(a, windows):
                 violations.append(f"t={a.sent:.1f} {a.kind}: 503 outside a fault window")
         elif a.status >= 400 and a.status not in (409, 429):
             violations.append(f"t={a.sent:.1f} {a.kind}: {a.status}")
