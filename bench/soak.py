@@ -61,7 +61,8 @@ ITEM_PREFIX = "soak "
 CUSTOMERS = 5
 SHORT_LOAD_SECONDS = 90.0
 SHORT_TIME_SCALE = 0.2
-TOKEN_REFRESH_SECONDS = 300.0
+TOKEN_REFRESH_SECONDS = 300.0  # tokens live 15 min
+TOKEN_RETRY_SECONDS = 10.0
 START_SECONDS = 90.0
 CLIENT_TIMEOUT = (3.05, 30.0)
 RETRY_AFTER_CAP_SECONDS = 2.0
@@ -159,11 +160,15 @@ class Token:
 
     def header(self) -> dict[str, str]:
         with self.lock:
-            if time.monotonic() - self.fetched > TOKEN_REFRESH_SECONDS:
-                fresh = self._fetch()
-                if fresh is not None:
-                    self.value, self.fetched = fresh, time.monotonic()
-            return {"Authorization": f"Bearer {self.value}"}
+            due = time.monotonic() - self.fetched > TOKEN_REFRESH_SECONDS
+            if due:  # this thread refreshes; the others use the old token meanwhile
+                self.fetched += TOKEN_RETRY_SECONDS
+            value = self.value
+        if due and (fresh := self._fetch()) is not None:
+            with self.lock:
+                self.value, self.fetched = fresh, time.monotonic()
+            value = fresh
+        return {"Authorization": f"Bearer {value}"}
 
 
 class Load:
@@ -330,7 +335,10 @@ class Faults:
         deadline = self.timings["SMS_GATEWAY_DEADLINE_SECONDS"]
         return [
             (Fault("db_failover", "write", bound=DB_RECOVERY_SECONDS), self.db_failover),
-            (Fault("redis_restart", "sms", bound=SWEEP_SECONDS * scale), self.redis_restart),
+            (
+                Fault("redis_restart", "sms", bound=SWEEP_SECONDS * scale, bound_of="caught_up"),
+                self.redis_restart,
+            ),
             (Fault("receiver_down", "delivery:b"), self.receiver_down),
             (Fault("worker_kill", "sms"), self.worker_kill),
             (Fault("web_kill", "write"), self.web_kill),
