@@ -9,11 +9,13 @@ installs them when missing).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -64,3 +66,89 @@ def test_the_short_soak_reconciles_its_ledger(tmp_path: Path):
         "gateway_timeout",
         "gateway_trickle",
     ]
+
+
+def _ledger() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("soak_ledger", ROOT / "bench" / "soak_ledger.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _observed(ledger: ModuleType, **changes: object):
+    """A small run that reconciles: two orders, each SMS accepted once and recorded, both
+    events at the receiver, a 503 with Retry-After inside the failover, every fault recovered."""
+    faults = [
+        ledger.Fault("db_failover", "write", start=10, end=15, bound=15),
+        ledger.Fault("worker_kill", "sms", start=20, end=25, details={"cut_orders": [2]}),
+        ledger.Fault("receiver_down", "delivery:b", start=30, end=40),
+    ]
+    seen = {
+        "attempts": [
+            ledger.Attempt(1, 1.1, "order", 201),
+            ledger.Attempt(12, 12.1, "order", 503, "5"),
+            ledger.Attempt(16, 16.1, "order", 201),
+        ],
+        "answered": {"k1": 1, "k2": 2},
+        "unresolved": [],
+        "faults": faults,
+        "orders": [(1, "soak k1", "sent", "m1", "", ""), (2, "soak k2", "delivered", "m2", "", "")],
+        "gateway": [
+            (2, "Order #1: x", True, "m1"),
+            (21, "Order #2: x", False, None),
+            (30, "Order #2: x", True, "m2"),
+        ],
+        "deliveries": {"b": [(3, "e1", 204), (41, "e2", 204)]},
+        "outbox_events": [
+            ("b", "e1", "order.created", "order:1", "delivered"),
+            ("b", "e2", "order.created", "order:2", "delivered"),
+        ],
+        "item_prefix": "soak ",
+    }
+    seen.update(changes)
+    return ledger.Observed(**seen)
+
+
+def _failed(result: dict) -> dict[str, str]:
+    return {
+        check["name"].split(":")[0]: check["detail"]
+        for check in result["checks"]
+        if not check["ok"]
+    }
+
+
+def test_the_ledger_reconciles_a_run_without_losses():
+    ledger = _ledger()
+    result = ledger.reconcile(_observed(ledger), redelivery_bound=120)
+    assert _failed(result) == {}
+    assert result["ok"]
+    assert [f["recovery_seconds"] for f in result["faults"]] == [1.1, 5, 1]
+    assert result["faults"][1]["redelivery_seconds"] == [10]
+
+
+def test_the_ledger_finds_each_kind_of_loss():
+    ledger = _ledger()
+    seen = _observed(
+        ledger,
+        # A 500, and a 503 outside any fault window.
+        attempts=[ledger.Attempt(1, 1.1, "order", 500), ledger.Attempt(70, 70.1, "get", 503, "5")],
+        # An order answered 201 that is not in the database (k3).
+        answered={"k1": 1, "k2": 2, "k3": 3},
+        # Order 1's SMS accepted twice; order 2's never, and still pending.
+        orders=[(1, "soak k1", "sent", "m1", "", ""), (2, "soak k2", "pending", None, "", "")],
+        gateway=[(2, "Order #1: x", True, "m1"), (60, "Order #1: x", True, "m9")],
+        # Event e2 never reached the receiver.
+        deliveries={"b": [(3, "e1", 204), (4, "e1", 204)]},
+    )
+    result = ledger.reconcile(seen, redelivery_bound=120)
+    failed = _failed(result)
+    assert set(failed) == {"orders", "sms", "webhooks", "http", "faults"}
+    assert result["orders"]["lost"] == 1
+    assert (result["sms"]["duplicated"], result["sms"]["lost"]) == (1, 1)
+    assert result["webhooks"]["b"]["missing"] == 1
+    assert result["webhooks"]["b"]["duplicate_deliveries"] == 1
+    assert len(result["http_violations"]) == 2
+    assert "worker_kill" in failed["faults"]  # the cut send never went out
+    assert not result["ok"]
