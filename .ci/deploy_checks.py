@@ -865,6 +865,27 @@ def chart_v3(root: Path, helm: str) -> None:
                             f"panel {panel['title']!r}: a selector counts probes/scrapes: {{{selector}}}"
                         )
 
+    # Issue 26: the ingress routes /admin (the back-office) unless told not to.
+    ingress = [*base, "--set", "ingress.enabled=true", "--set", "ingress.hosts={duka.example.com}"]
+
+    def routed(*args: str) -> set[str]:
+        return {
+            path["path"]
+            for doc in render(*ingress, *args)
+            if doc["kind"] == "Ingress"
+            for rule in doc["spec"]["rules"]
+            for path in rule["http"]["paths"]
+        }
+
+    if "/admin" not in routed():
+        failures.append("ingress: /admin is not routed by default")
+    if "/admin" in routed("--set", "ingress.admin=false"):
+        failures.append("ingress.admin=false: /admin is still routed")
+    if "/admin" in routed("--set-string", "config.ADMIN_ENABLED=0"):
+        failures.append("config.ADMIN_ENABLED=0: /admin is still routed")
+    if not {"/api", "/o", "/static"} <= routed("--set", "ingress.admin=false"):
+        failures.append("ingress.admin=false: the API's paths went with /admin")
+
     if failures:
         raise SystemExit("platform v3 invariants violated:\n  " + "\n  ".join(failures))
     print(f"platform v3 chart invariants hold ({shlex.quote(helm)})")

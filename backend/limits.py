@@ -61,3 +61,18 @@ def count_failure(limits: Mapping[str, int], *, window: int) -> int | None:
         return None
     now = time.time()
     return max(1, math.ceil((int(now // window) + 1) * window - now))
+
+
+def limit_reached(limits: Mapping[str, int], *, window: int) -> int | None:
+    """Without counting anything: the seconds until the window ends when a count under `limits`
+    (as for `count_failure`) has reached its limit, so one more failure would be one too many;
+    else None (also when the cache is unreachable, for the same reason as there)."""
+    try:
+        counts = cache.get_many(list(limits))
+    except Exception:
+        logger.warning("failure-limit cache unavailable; limits not checked", exc_info=True)
+        return None
+    if not any(counts.get(key, 0) >= limit for key, limit in limits.items()):
+        return None
+    now = time.time()
+    return max(1, math.ceil((int(now // window) + 1) * window - now))

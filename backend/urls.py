@@ -18,7 +18,11 @@ urlpatterns = [
 
 if settings.ADMIN_ENABLED:
     # The back-office (backend/backoffice); off, /admin/ is a 404 problem like any unknown path.
-    urlpatterns.append(path("admin/", admin.site.urls))
+    # Its sign-in and sign-out come first: /admin/logout/ ends an OpenID session at the issuer too.
+    urlpatterns += [
+        path("admin/", include("backend.backoffice.signin.urls")),
+        path("admin/", admin.site.urls),
+    ]
 
 handler400 = bad_request
 handler404 = not_found

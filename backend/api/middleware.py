@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -13,8 +14,9 @@ from backend.api.errors import DATABASE_AWAY, database_away
 from backend.dbconnections import drop_dead
 from backend.problems import PROBLEM_CONTENT_TYPE, problem_response
 
-# OAuth endpoints answer with RFC 6749 error JSON, which clients of /o/ expect.
-_PASSTHROUGH_PREFIXES = ("/o/", "/static/")
+# OAuth endpoints answer with RFC 6749 error JSON, which clients of /o/ expect; the back-office
+# answers people with HTML pages.
+_PASSTHROUGH_PREFIXES = ("/o/", "/static/", "/admin/")
 _JSON_PREFIX = "/api/"
 _FORM_PATHS = ("/api/v1/sms/",)  # Africa's Talking posts form-encoded delivery reports
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -117,27 +119,45 @@ class StaleConnectionMiddleware:
 
 
 class ContentSecurityPolicyMiddleware:
-    """API responses may load nothing; the docs page loads only its own assets (served locally)."""
+    """API responses may load nothing; the docs page and the back-office load only their own
+    assets (served locally: no CDN, no inline script or style)."""
 
     API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        # Swagger UI's Authorize calls the token endpoint of the issuer from the browser.
-        issuer = settings.OIDC_ISSUER
-        connect = "'self'" + (f" {_origin(issuer)}" if issuer else "")
-        self.docs_policy = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            f"script-src 'self'; connect-src {connect}; frame-ancestors 'none'; base-uri 'self'; "
-            "form-action 'self'"
-        )
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
-            docs = request.path == "/api/v1/docs" or request.path.startswith("/static/")
-            response["Content-Security-Policy"] = self.docs_policy if docs else self.API_POLICY
+            if request.path.startswith("/admin/"):
+                policy = _page_policies(settings.OIDC_ISSUER)[1]
+            elif request.path == "/api/v1/docs" or request.path.startswith("/static/"):
+                policy = _page_policies(settings.OIDC_ISSUER)[0]
+            else:
+                policy = self.API_POLICY
+            response["Content-Security-Policy"] = policy
         return response
+
+
+@functools.lru_cache(maxsize=4)
+def _page_policies(issuer: str | None) -> tuple[str, str]:
+    """The docs page's and the back-office's policies for this issuer."""
+    issuer_origin = f" {_origin(issuer)}" if issuer else ""
+    # Swagger UI's Authorize calls the token endpoint of the issuer from the browser.
+    docs = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        f"script-src 'self'; connect-src 'self'{issuer_origin}; frame-ancestors 'none'; "
+        "base-uri 'self'; form-action 'self'"
+    )
+    # The sign-out form is answered with a redirect to the issuer's end_session_endpoint,
+    # which browsers check against form-action too.
+    admin = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"font-src 'self'; connect-src 'self'; form-action 'self'{issuer_origin}; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return docs, admin
 
 
 def _origin(url: str) -> str:

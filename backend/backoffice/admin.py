@@ -9,24 +9,26 @@ what, when): in each object's History and in the read-only audit log.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.models import DELETION, LogEntry
+from django.contrib.admin.models import DELETION
 from django.contrib.admin.options import csrf_protect_m
 from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, Model, OuterRef, QuerySet, Subquery
 from django.forms import ModelForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 from oauth2_provider import models as oauth2_models
 
 from backend.backoffice.forms import CUSTOMER_FIELDS, ApiClientForm, CustomerForm
-from backend.backoffice.models import ApiClient, Customer, Order, WebhookEndpoint
+from backend.backoffice.models import ApiClient, AuditEntry, Customer, Order, WebhookEndpoint
 from backend.commands import customers, orders, webhook_endpoints
 from backend.commands.models import SmsNotification, SmsStatus, WebhookDelivery
 from backend.errors import DomainError
@@ -37,6 +39,11 @@ from backend.queries.models import CustomerView
 admin.site.site_header = "Duka back-office"
 admin.site.site_title = "Duka back-office"
 admin.site.index_title = "Shop operations"
+admin.site.site_url = None  # the service has no web site to link to
+# The admin's login page plus the "Sign in with <issuer>" button and the attempt-limit notice
+# (backend/backoffice/signin); this app comes after django.contrib.admin, so a template of the
+# same name would not win.
+admin.site.login_template = "backoffice/login.html"
 
 # django-oauth-toolkit's own screens would edit clients and tokens past backend/issuer/clients.py
 # (a secret typed into a form field, scopes not registered): the "API clients" screen replaces them.
@@ -56,6 +63,10 @@ RECENT_DELIVERIES = 20
 def _has_perm(request: HttpRequest, model_admin: admin.ModelAdmin, action: str) -> bool:
     opts = model_admin.opts
     return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
 def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
@@ -89,12 +100,15 @@ class ActionsOnlyAdmin(admin.ModelAdmin):
         request: HttpRequest,
         queryset: QuerySet,
         command: Callable[[Any], str | None],
+        *,
+        done: str,
     ) -> None:
         """`command(obj)` for each selected object, each in its own transaction (a handler's);
         what it returns is the audit entry (None: nothing changed, no entry). Refusals (a
-        `DomainError`) are reported and do not stop the others."""
-        done = 0
+        `DomainError`) are reported and do not stop the others; `done` heads the count."""
+        changed = selected = 0
         for obj in queryset:
+            selected += 1
             try:
                 change = command(obj)
             except DomainError as exc:
@@ -102,9 +116,9 @@ class ActionsOnlyAdmin(admin.ModelAdmin):
                 continue
             if change is not None:
                 self.log_change(request, obj, change)
-                done += 1
-        if done:
-            self.message_user(request, f"Done for {done} of them.", messages.SUCCESS)
+                changed += 1
+        if changed:
+            self.message_user(request, f"{done}: {changed} of {selected}.", messages.SUCCESS)
 
 
 # --- Orders ---------------------------------------------------------------------------------------
@@ -138,10 +152,7 @@ class CustomerFilter(admin.SimpleListFilter):
         return [(value, f"{found.code} ({found.name})" if found else "no such customer")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if not value:
-            return queryset
-        customer_id = self.customer_id()
+        customer_id = self.customer_id()  # called only while a value is chosen (lookups above)
         return queryset.filter(customer_id=customer_id) if customer_id else queryset.none()
 
     def customer_id(self) -> int | None:
@@ -172,11 +183,19 @@ class OrderAdmin(ActionsOnlyAdmin):
         (None, {"fields": ("id", "time", "customer", "item", "amount", "note")}),
         (
             "SMS",
-            {"fields": ("sms_status", "sms_error", "sms_recipient", "sms_text", "sms_delivery")},
+            {"fields": ("status", "error", "sms_recipient", "sms_text", "sms_delivery")},
         ),
         ("Webhook events", {"fields": ("webhook_events",)}),
     )
-    readonly_fields = ("customer", "sms_recipient", "sms_text", "sms_delivery", "webhook_events")
+    readonly_fields = (
+        "customer",
+        "status",
+        "error",
+        "sms_recipient",
+        "sms_text",
+        "sms_delivery",
+        "webhook_events",
+    )
 
     def _sms(self, order: Order) -> SmsNotification | None:
         if not hasattr(order, "_backoffice_sms"):
@@ -189,6 +208,14 @@ class OrderAdmin(ActionsOnlyAdmin):
         return format_html(
             '<a href="{}">{} ({})</a>', url, order.customer_code, order.customer_name
         )
+
+    @admin.display(description="status")
+    def status(self, order: Order) -> str:
+        return order.sms_status
+
+    @admin.display(description="error (sms_error)")
+    def error(self, order: Order) -> str:
+        return order.sms_error or "-"
 
     @admin.display(description="recipient")
     def sms_recipient(self, order: Order) -> str:
@@ -218,9 +245,9 @@ class OrderAdmin(ActionsOnlyAdmin):
             [
                 (
                     sms.attempts,
-                    sms.first_attempt_at or "-",
-                    sms.sent_at or "-",
-                    sms.updated_at,
+                    _when(sms.first_attempt_at),
+                    _when(sms.sent_at),
+                    _when(sms.updated_at),
                     sms.gateway_message_id or "-",
                     sms.cost or "-",
                     sms.last_error or "-",
@@ -237,10 +264,44 @@ class OrderAdmin(ActionsOnlyAdmin):
         return _table(
             ("event", "endpoint", "status", "attempts", "written", "last error"),
             [
-                (r.event_type, r.endpoint_id, r.status, r.attempts, r.created_at, r.last_error)
+                (
+                    r.event_type,
+                    r.endpoint_id,
+                    r.status,
+                    r.attempts,
+                    _when(r.created_at),
+                    r.last_error,
+                )
                 for r in rows
             ],
         )
+
+    def get_urls(self) -> list[URLPattern]:
+        resend = path(
+            "<int:order_id>/resend-sms/",
+            self.admin_site.admin_view(self.resend_view),
+            name="backoffice_order_resend_sms",
+        )
+        return [resend, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = {**(extra_context or {}), "can_resend": self.has_operate_permission(request)}
+        return super().change_view(request, object_id, form_url, context)
+
+    def resend_view(self, request: HttpRequest, order_id: int) -> HttpResponse:
+        """The order page's "Send the SMS again" button: the list action for this one order."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        self.resend_sms(request, self.get_queryset(request).filter(pk=order_id))
+        return HttpResponseRedirect(reverse("admin:backoffice_order_change", args=[order_id]))
 
     @admin.action(description="Send the SMS again (failed ones)", permissions=["operate"])
     def resend_sms(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -248,7 +309,7 @@ class OrderAdmin(ActionsOnlyAdmin):
             orders.resend_order_sms(orders.ResendOrderSms(order_id=order.pk))
             return "Sent the SMS again."
 
-        self.run_each(request, queryset, resend)
+        self.run_each(request, queryset, resend, done="SMS queued again")
 
 
 # --- Customers ------------------------------------------------------------------------------------
@@ -258,8 +319,9 @@ class OrderAdmin(ActionsOnlyAdmin):
 class CustomerAdmin(admin.ModelAdmin):
     """Create, edit and delete through backend/commands/customers.py. Django's admin wraps a
     form's save in a transaction of its own, which a command handler (a durable transaction)
-    may not run inside: the change and delete views run without it, the handler being the
-    transaction, and the audit entry is written once the handler has committed."""
+    may not run inside: the change and delete views run without it (through Django's private
+    `_changeform_view` / `_delete_view`; tests/backoffice/test_django_admin_contract.py), the
+    handler being the transaction, and the audit entry is written once the handler committed."""
 
     form = CustomerForm
     list_display = ("code", "name", "phone_number", "order_count", "updated_at", "orders_link")
@@ -305,7 +367,7 @@ class CustomerAdmin(admin.ModelAdmin):
             url,
             view.order_count,
             view.total_amount,
-            view.last_order_at,
+            _when(view.last_order_at),
         )
 
     @csrf_protect_m
@@ -426,8 +488,8 @@ class WebhookEndpointAdmin(ActionsOnlyAdmin):
                     r.subject,
                     r.status,
                     r.attempts,
-                    r.created_at,
-                    r.delivered_at or "-",
+                    _when(r.created_at),
+                    _when(r.delivered_at),
                     r.last_error or "-",
                 )
                 for r in rows
@@ -443,7 +505,7 @@ class WebhookEndpointAdmin(ActionsOnlyAdmin):
                 return None
             return f"Enabled again (it was disabled: {reason or 'no reason recorded'})."
 
-        self.run_each(request, queryset, enable)
+        self.run_each(request, queryset, enable, done="Enabled again")
 
     @admin.action(description="Send a ping", permissions=["operate"])
     def send_ping(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -451,7 +513,7 @@ class WebhookEndpointAdmin(ActionsOnlyAdmin):
             event_id = webhook_endpoints.ping_webhook_endpoint(endpoint.pk, owner=endpoint.owner)
             return f"Sent a ping (event {event_id})."
 
-        self.run_each(request, queryset, ping)
+        self.run_each(request, queryset, ping, done="Ping queued")
 
 
 # --- API clients of the built-in issuer -----------------------------------------------------------
@@ -592,7 +654,7 @@ class ApiClientAdmin(admin.ModelAdmin):
             except clients.UnknownClient as exc:
                 self.message_user(request, f"{client}: {exc}", messages.ERROR)
                 continue
-            super().log_deletions(request, [client])
+            self.log_deletions(request, [client])
             revoked += 1
         if revoked:
             self.message_user(request, f"Revoked {revoked} client(s).", messages.SUCCESS)
@@ -602,12 +664,16 @@ class ApiClientAdmin(admin.ModelAdmin):
 # --- Audit log ------------------------------------------------------------------------------------
 
 
-@admin.register(LogEntry)
+@admin.register(AuditEntry)
 class AuditLogAdmin(admin.ModelAdmin):
     """Every change made in the back-office, read-only (entries are never edited or deleted)."""
 
     list_display = ("action_time", "user", "content_type", "object_link", "action_flag", "change")
-    list_filter = ("action_flag", "content_type", ("action_time", admin.DateFieldListFilter))
+    list_filter = (
+        "action_flag",
+        ("content_type", admin.RelatedOnlyFieldListFilter),  # the screens that have entries
+        ("action_time", admin.DateFieldListFilter),
+    )
     search_fields = ("object_repr", "change_message", "user__username")
     list_select_related = ("user", "content_type")
     date_hierarchy = "action_time"
@@ -632,7 +698,7 @@ class AuditLogAdmin(admin.ModelAdmin):
         return False
 
     @admin.display(description="object")
-    def object_link(self, entry: LogEntry) -> str:
+    def object_link(self, entry: AuditEntry) -> str:
         if entry.action_flag != DELETION:  # a deleted object has no page
             url = entry.get_admin_url()
             if url:
@@ -640,7 +706,7 @@ class AuditLogAdmin(admin.ModelAdmin):
         return entry.object_repr
 
     @admin.display(description="change")
-    def change(self, entry: LogEntry) -> str:
+    def change(self, entry: AuditEntry) -> str:
         return entry.get_change_message()
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:

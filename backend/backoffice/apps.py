@@ -16,3 +16,5 @@ class BackofficeConfig(AppConfig):
 
         # After Django's own receiver made this app's permissions (it is connected earlier).
         post_migrate.connect(sync_role_groups, sender=self, dispatch_uid="backoffice-roles")
+        # Sessions end ADMIN_SESSION_SECONDS after any sign-in (a user_logged_in receiver).
+        from backend.backoffice.signin import passwords  # noqa: F401

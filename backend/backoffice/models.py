@@ -7,6 +7,7 @@ models, which the admin reads but only changes through the command handlers.
 
 from __future__ import annotations
 
+from django.contrib.admin.models import LogEntry
 from oauth2_provider.models import Application
 
 from backend.commands import models as write
@@ -44,3 +45,12 @@ class ApiClient(Application):
 
     def __str__(self) -> str:
         return f"{self.name or 'client'} ({self.client_id})"
+
+
+class AuditEntry(LogEntry):
+    """The admin's own change log (who, what, when), listed as the back-office's audit log."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"

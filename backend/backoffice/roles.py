@@ -19,11 +19,11 @@ VIEWER = "viewer"  # sees every screen and the audit log; changes nothing, runs 
 OPERATOR = "operator"  # also edits customers and runs the actions (resend, enable, rotate, ...)
 ROLES = (VIEWER, OPERATOR)
 
-_SCREENS = ("order", "customer", "webhookendpoint", "apiclient")
+_SCREENS = ("order", "customer", "webhookendpoint", "apiclient", "auditentry")
 # role -> (app label, permission codename): a viewer may view every screen and the audit log;
 # an operator may also `change` (what the actions need) and `add`/`delete` where a screen has them.
 ROLE_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
-    VIEWER: {("backoffice", f"view_{m}") for m in _SCREENS} | {("admin", "view_logentry")},
+    VIEWER: {("backoffice", f"view_{m}") for m in _SCREENS},
 }
 ROLE_PERMISSIONS[OPERATOR] = ROLE_PERMISSIONS[VIEWER] | {
     ("backoffice", codename)

@@ -10,13 +10,12 @@ model and to the resource needs no change here.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import connection, models
 from django.utils import timezone
 
 from backend import projections
@@ -75,7 +74,7 @@ def place_order(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None = None)
         if found is None:
             raise InvalidField("customer_id", f"Customer {cmd.customer_id} does not exist.")
         code, name, phone, order_id, endpoint_ids = found
-        order = Order(id=order_id, time=now_ms(), **dataclasses.asdict(cmd))
+        order = Order(id=order_id, time=now_ms(), **vars(cmd))
         placed = OrderOut(
             **{field: getattr(order, field) for field in _FROM_ORDER},
             customer_code=code,
@@ -110,7 +109,7 @@ def place_order(cmd: PlaceOrder, *, idempotency: IdempotencyClaim | None = None)
     )
     if idempotency is not None:
         complete_claim(idempotency, resource_id=order_id)
-    transaction.on_commit(lambda: order_placed.send(sender=Order, order_id=order_id))
+    order_placed.send(sender=Order, order_id=order_id)
     return placed
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "StaticKeys",
     "TokenValidator",
     "build_validator",
+    "discovery",
     "get_validator",
     "keys_from_jwks",
     "reset_validator",
@@ -130,6 +131,15 @@ def reset_validator() -> None:
     global _validator
     with _validator_lock:
         _validator = None
+
+
+def discovery() -> Discovery:
+    """The external issuer's discovery document, fetched once per process and shared with token
+    validation (the back-office sign-in reads its endpoints from it). Only with OIDC_ISSUER set."""
+    keys = get_validator().keys
+    if not isinstance(keys, RemoteKeys):
+        raise RuntimeError("no external issuer is configured (OIDC_ISSUER is unset)")
+    return keys.discovery
 
 
 def validate(token: str, *, caller: str | None = None) -> Principal:

@@ -18,16 +18,18 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 
 def is_gsm7(text: str) -> bool:
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+    return GSM7.issuperset(text)
 
 
 def sms_units(text: str) -> tuple[int, int]:
     """(units used, units in one segment) for the encoding the text needs."""
     if is_gsm7(text):
-        return sum(2 if ch in GSM7_EXTENSION else 1 for ch in text), GSM7_SEGMENT
+        escaped = sum(text.count(ch) for ch in GSM7_EXTENSION.intersection(text))
+        return len(text) + escaped, GSM7_SEGMENT
     # UCS-2 on the air is UTF-16: characters outside the BMP (emoji) take two units.
     return len(text.encode("utf-16-le")) // 2, UCS2_SEGMENT
 
@@ -69,9 +71,11 @@ _TEMPLATES: tuple[tuple[str, int], ...] = (
 def gsm_friendly(text: str) -> str:
     """Single-spaced, typographic marks made plain, accents dropped where GSM-7 lacks them."""
     text = " ".join(text.translate(_PLAIN).split())
+    if is_gsm7(text):
+        return text
     out = []
     for ch in text:
-        if ch in GSM7_BASIC or ch in GSM7_EXTENSION:
+        if ch in GSM7:
             out.append(ch)
             continue
         base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))

@@ -84,6 +84,10 @@ MIDDLEWARE = [
     "backend.observability.metrics.PrometheusAfterMiddleware",
 ]
 
+# The back-office's one-time messages ride in its session: the default (a signed cookie first)
+# builds a cookie signer on every request, API requests included (about 7 us of CPU each).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 ROOT_URLCONF = "backend.urls"
 WSGI_APPLICATION = "backend.wsgi.application"
 APPEND_SLASH = False
@@ -145,6 +149,51 @@ CORS_EXPOSE_HEADERS = ["location", "retry-after", "idempotent-replayed"]
 CORS_ALLOW_HEADERS += ["if-match", "if-none-match"]
 CORS_EXPOSE_HEADERS += ["etag"]
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# --- Back-office sign-in and session security (docs/operate.md, "Back-office") ---------------
+
+# Sign-in at /admin/: OpenID Connect against OIDC_ISSUER with OIDC_CLIENT_ID/SECRET when set
+# (backend/backoffice/signin), always a password form (`manage.py createsuperuser`).
+# The claim (ID token, else userinfo; dotted paths reach into objects) whose values grant the
+# read-only and the operator role, and the values that do.
+ADMIN_ROLES_CLAIM = env_str("ADMIN_ROLES_CLAIM", "groups") or "groups"
+if any(not part for part in ADMIN_ROLES_CLAIM.split(".")):
+    raise ImproperlyConfigured(
+        f"ADMIN_ROLES_CLAIM is {ADMIN_ROLES_CLAIM!r}; name a claim like groups or realm_access.roles"
+    )
+ADMIN_VIEWER_ROLES: list[str] = env_list("ADMIN_VIEWER_ROLES", ["duka-viewer"])
+ADMIN_OPERATOR_ROLES: list[str] = env_list("ADMIN_OPERATOR_ROLES", ["duka-operator"])
+# Scopes asked at sign-in (add the one your provider needs for groups, e.g. `groups` at Okta).
+ADMIN_OIDC_SCOPES: list[str] = env_list("ADMIN_OIDC_SCOPES", ["openid", "profile", "email"])
+if "openid" not in ADMIN_OIDC_SCOPES:
+    raise ImproperlyConfigured("ADMIN_OIDC_SCOPES must contain openid")
+# The OpenID button's "Sign in with ..." (default: the issuer's host). The button is there when
+# OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are all set.
+ADMIN_OIDC_NAME = env_str("ADMIN_OIDC_NAME")
+# A session ends this long after sign-in, however busy (an absolute expiry, passwords.py).
+ADMIN_SESSION_SECONDS: int = env_int(
+    "ADMIN_SESSION_SECONDS", 8 * 3600, minimum=300, maximum=7 * 86_400
+)
+SESSION_COOKIE_AGE = ADMIN_SESSION_SECONDS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+# Only the back-office uses cookies; the API never receives them.
+SESSION_COOKIE_PATH = "/admin/"
+CSRF_COOKIE_PATH = "/admin/"
+AUTHENTICATION_BACKENDS = ["backend.backoffice.signin.passwords.LimitedModelBackend"]
+# Failed sign-ins (password or OpenID callback) within a fixed window, per address and per
+# username (OpenID: subject), before further attempts from there / for that name are refused.
+ADMIN_SIGNIN_FAILURES_PER_ADDRESS: int = env_int(
+    "ADMIN_SIGNIN_FAILURES_PER_ADDRESS", 20, minimum=1, maximum=10**6
+)
+ADMIN_SIGNIN_FAILURES_PER_USERNAME: int = env_int(
+    "ADMIN_SIGNIN_FAILURES_PER_USERNAME", 5, minimum=1, maximum=10**6
+)
+ADMIN_SIGNIN_FAILURE_WINDOW_S: int = env_int(
+    "ADMIN_SIGNIN_FAILURE_WINDOW_S", 900, minimum=1, maximum=86_400
+)
 
 # --- Database ---------------------------------------------------------------------------------
 
@@ -238,8 +287,15 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "backend" / "static"]
-# Swagger UI assets come from the installed `ninja` app, so no collectstatic step is needed.
-WHITENOISE_USE_FINDERS = True
+# The image sets DJANGO_STATIC_ROOT and runs `collectstatic` into it (the admin's, the docs page's
+# and our own files, with compressed copies); WhiteNoise serves them from there. Unset
+# (development, tests) the same files are served straight from the apps (finders).
+STATIC_ROOT = env_str("DJANGO_STATIC_ROOT")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG or STATIC_ROOT is None
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # Bodies over 1 MiB are refused with 413 before they are read (see ProblemDetailsMiddleware).

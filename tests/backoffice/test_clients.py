@@ -34,7 +34,7 @@ def shown_secrets(response) -> dict[str, str]:
     """client_id -> secret as the one-time page shows them."""
     html = response.content.decode()
     ids = re.findall(r'<code class="client-id">([^<]+)</code>', html)
-    secrets = re.findall(r'<code class="client-secret">([^<]+)</code>', html)
+    secrets = re.findall(r'class="vTextField client-secret"[^>]* value="([^"]+)"', html)
     return dict(zip(ids, secrets, strict=True))
 
 
@@ -110,6 +110,9 @@ def test_revoke_asks_first_then_deletes_the_client_and_its_tokens(operator: Clie
     assert token_status(client_id, secret) == 401
     [entry] = audit(object_id=str(pk))
     assert (entry.action_flag, entry.object_repr) == (DELETION, f"old integration ({client_id})")
+    listing = operator.get("/admin/backoffice/auditentry/").content.decode()
+    assert f"old integration ({client_id})" in listing
+    assert f"/admin/backoffice/apiclient/{pk}/" not in listing  # no link to what is gone
 
 
 def test_a_viewer_sees_clients_but_cannot_create_rotate_or_revoke(viewer: Client):

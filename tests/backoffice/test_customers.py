@@ -192,3 +192,28 @@ def test_the_customer_list_searches_code_and_name_and_links_its_orders(viewer: C
     assert [c.code for c in viewer.get(CUSTOMERS, {"q": "oti"}).context["cl"].result_list] == [
         "OTI-7"
     ]
+
+
+def test_a_code_taken_after_the_form_was_checked_is_refused_by_the_handler(
+    operator: Client, endpoint: int, monkeypatch
+):
+    """The handler's unique constraint decides: the form's check is only for a readable error."""
+    from backend.backoffice.admin import CustomerAdmin
+
+    customer_id = new_customer("JANE")
+    seen = len(events(endpoint))
+    real = CustomerAdmin.save_form
+
+    def taken_meanwhile(self, request, form, change):  # the form passed, then someone took it
+        new_customer("NEWCODE", "Someone Else")
+        return real(self, request, form, change)
+
+    monkeypatch.setattr(CustomerAdmin, "save_form", taken_meanwhile)
+    data = {**change_form(operator, customer_id), "code": "newcode"}
+
+    response = operator.post(f"{CUSTOMERS}{customer_id}/change/", data, follow=True)
+
+    assert any("already exists" in m for m in messages_of(response)), messages_of(response)
+    assert Customer.objects.get(pk=customer_id).code == "JANE"
+    assert [kind for kind, _ in events(endpoint, after=seen)] == ["customer.created"]  # the other
+    assert audit() == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from backend.commands import webhook_endpoints
 from backend.commands.models import SmsNotification
 from backend.queries.models import OrderView
 from tests.backoffice.conftest import (
@@ -53,18 +54,37 @@ def test_filters_by_sms_status_customer_and_date_and_searches_by_code_or_name(vi
 
 
 @pytest.mark.django_db
-def test_the_detail_shows_the_sms_text_error_and_delivery(viewer: Client):
+def test_the_detail_shows_the_sms_text_error_delivery_and_webhook_events(viewer: Client, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    webhook_endpoints.create_webhook_endpoint(
+        webhook_endpoints.CreateWebhookEndpoint(
+            owner="shop-app", url="http://127.0.0.1:9/hook", events=["order.created"]
+        )
+    )
     order_id = new_order(new_customer())
     mark_failed(order_id, "InvalidPhoneNumber")
 
-    text = page_text(viewer.get(f"{ORDERS}{order_id}/change/"))
+    page = viewer.get(f"{ORDERS}{order_id}/change/")
+    text = page_text(page)
 
     sms = SmsNotification.objects.get(order_id=order_id)
     assert sms.text in text
-    assert "InvalidPhoneNumber" in text  # sms_error
-    assert "403 InvalidPhoneNumber" in text  # the last error of the delivery
+    assert "Error (sms_error): InvalidPhoneNumber" in " ".join(text.split())
+    assert "<td>403 InvalidPhoneNumber</td>" in page.content.decode()  # the delivery, a table
     assert "+254712345678" in text
     assert "Jane Wanjiru" in text
+    assert "<td>order.created</td>" in page.content.decode()  # the webhook event of the order
+
+
+@pytest.mark.django_db
+def test_an_order_without_an_sms_says_so(viewer: Client):
+    """Seeded demo orders have no SMS row."""
+    order_id = new_order(new_customer())
+    SmsNotification.objects.filter(order_id=order_id).delete()
+
+    text = page_text(viewer.get(f"{ORDERS}{order_id}/change/"))
+
+    assert "No SMS was queued for this order" in text
 
 
 @pytest.mark.django_db(transaction=True)
@@ -81,7 +101,8 @@ def test_send_the_sms_again_queues_one_sms_through_the_resend_command(
     )
 
     assert response.status_code == 200
-    assert any("Done for 1" in m for m in messages_of(response)), messages_of(response)
+    shown = messages_of(response)
+    assert any("SMS queued again: 1 of 1." in m for m in shown), shown
     row = wait_for_sms_status(order_id, "sent")
     assert row.attempts == 1  # a fresh budget, as the API's resend gives
     assert OrderView.objects.get(pk=order_id).sms_error is None
@@ -114,3 +135,27 @@ def test_resend_of_several_reports_each_refusal_and_resends_the_failed(operator:
     assert SmsNotification.objects.get(order_id=failed).status == "pending"
     assert OrderView.objects.get(pk=failed).sms_status == "pending"
     assert [e.object_id for e in audit()] == [str(failed)]
+
+
+@pytest.mark.django_db
+def test_the_order_page_offers_send_again_to_an_operator_when_the_sms_failed(
+    operator: Client, viewer: Client
+):
+    customer = new_customer()
+    failed, pending = new_order(customer), new_order(customer)
+    mark_failed(failed)
+    button = b"Send the SMS again"
+
+    assert button in operator.get(f"{ORDERS}{failed}/change/").content
+    assert button not in operator.get(f"{ORDERS}{pending}/change/").content
+    assert button not in viewer.get(f"{ORDERS}{failed}/change/").content
+    assert viewer.post(f"{ORDERS}{failed}/resend-sms/").status_code == 403
+    assert operator.get(f"{ORDERS}{failed}/resend-sms/").status_code == 405
+    assert SmsNotification.objects.get(order_id=failed).status == "failed"
+
+    response = operator.post(f"{ORDERS}{failed}/resend-sms/", follow=True)
+
+    assert response.redirect_chain[-1][0] == f"{ORDERS}{failed}/change/"
+    assert any("SMS queued again: 1 of 1." in m for m in messages_of(response))
+    assert SmsNotification.objects.get(order_id=failed).status == "pending"
+    assert [e.change_message for e in audit(object_id=str(failed))] == ["Sent the SMS again."]

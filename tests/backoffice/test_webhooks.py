@@ -41,6 +41,9 @@ def test_the_screen_shows_status_reason_error_and_recent_deliveries(viewer: Clie
 
     listing = page_text(viewer.get(ENDPOINTS))
     detail = viewer.get(f"{ENDPOINTS}{endpoint}/change/")
+    webhook_endpoints.delete_webhook_endpoint(endpoint, owner="shop-app")
+    live = viewer.get(ENDPOINTS, {"deleted": "no"}).context["cl"].result_list
+    deleted = viewer.get(ENDPOINTS, {"deleted": "yes"}).context["cl"].result_list
 
     assert "the receiver answered 410 Gone" in listing
     text = page_text(detail)
@@ -50,6 +53,7 @@ def test_the_screen_shows_status_reason_error_and_recent_deliveries(viewer: Clie
     stored = WebhookEndpoint.objects.get(pk=endpoint).secret
     assert stored not in detail.content.decode()
     assert webhook_endpoints.open_secret(stored) not in detail.content.decode()
+    assert ([e.pk for e in live], [e.pk for e in deleted]) == ([], [endpoint])
 
 
 def test_enable_again_clears_the_reason_and_restarts_the_failure_run(
@@ -61,7 +65,7 @@ def test_enable_again_clears_the_reason_and_restarts_the_failure_run(
         ENDPOINTS, {"action": "enable_again", "_selected_action": [endpoint]}, follow=True
     )
 
-    assert any("Done for 1" in m for m in messages_of(response)), messages_of(response)
+    assert any("Enabled again: 1 of 1." in m for m in messages_of(response)), messages_of(response)
     row = WebhookEndpoint.objects.get(pk=endpoint)
     assert (row.enabled, row.disabled_reason, row.failing_since) == (True, "", None)
     assert row.last_error == "410 Gone"  # kept: what happened last

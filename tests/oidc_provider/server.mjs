@@ -11,6 +11,12 @@
 //                                       audience), or with no resource named (no `aud`)
 //   roles-client / roles-client-secret  its tokens carry scopes only as realm_access.roles
 //                                       (a Keycloak-style claim) and a plain `scope` of "openid"
+//
+// `duka-api` is also the back-office's sign-in client (authorization code, PKCE required), with
+// redirect and post-logout URIs under each origin of DUKA_ADMIN_ORIGINS (comma list; default
+// http://testserver, the Django test client's). People sign in on the development login page
+// (devInteractions: any password); the claims of a login come from ACCOUNTS below (userinfo;
+// the ID token carries `sub` only, as node-oidc-provider does for the code flow).
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 
@@ -19,6 +25,16 @@ import Provider from 'oidc-provider';
 const API_SCOPES = 'customers:read customers:write orders:read orders:write webhooks:manage';
 const RESOURCE = 'https://duka.test/api';
 const AUDIENCE = 'duka-test-api';
+
+const ADMIN_ORIGINS = (process.env.DUKA_ADMIN_ORIGINS || 'http://testserver')
+  .split(',').map((origin) => origin.trim()).filter(Boolean);
+// Development accounts: login -> claims. Any other login has no groups (refused by the back-office).
+const ACCOUNTS = {
+  olive: { name: 'Olive Operator', email: 'olive@duka.test', groups: ['staff', 'duka-operator'] },
+  victor: { name: 'Victor Viewer', email: 'victor@duka.test', groups: ['duka-viewer'] },
+  nora: { name: 'Nora Nobody', email: 'nora@duka.test', groups: ['staff'] },
+  kim: { name: 'Kim Keycloak', email: 'kim@duka.test', realm_access: { roles: ['duka-operator'] } },
+};
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', use: 'sig', alg: 'RS256' };
@@ -38,15 +54,31 @@ server.listen(0, '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, {
     clients: [
-      client('duka-api', API_SCOPES),
+      {
+        ...client('duka-api', `openid profile email ${API_SCOPES}`),
+        grant_types: ['client_credentials', 'authorization_code'],
+        response_types: ['code'],
+        redirect_uris: ADMIN_ORIGINS.map((origin) => `${origin}/admin/oidc/callback/`),
+        post_logout_redirect_uris: ADMIN_ORIGINS.map((origin) => `${origin}/admin/login/`),
+      },
       client('jwt-client', API_SCOPES),
       client('opaque-client', API_SCOPES),
       client('roles-client', `openid ${API_SCOPES}`),
     ],
     jwks: { keys: [signingKey] },
-    scopes: ['openid', ...API_SCOPES.split(' ')],
+    scopes: ['openid', 'profile', 'email', ...API_SCOPES.split(' ')],
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'groups', 'realm_access'],
+      email: ['email'],
+    },
+    findAccount: async (ctx, sub) => ({
+      accountId: sub,
+      claims: async () => ({ sub, groups: [], ...(ACCOUNTS[sub] || {}) }),
+    }),
+    pkce: { methods: ['S256'], required: () => true },
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,

@@ -57,6 +57,10 @@ def run_check(**env: str) -> subprocess.CompletedProcess:
         ({"WORKER_NICENESS": "20"}, "WORKER_NICENESS"),
         ({"WORKER_NICENESS": "-5"}, "WORKER_NICENESS"),
         ({"RATE_LIMIT_WRITES": "lots"}, "RATE_LIMIT_WRITES"),
+        ({"ADMIN_ROLES_CLAIM": "realm_access..roles"}, "ADMIN_ROLES_CLAIM"),
+        ({"ADMIN_OIDC_SCOPES": "profile,email"}, "ADMIN_OIDC_SCOPES"),
+        ({"ADMIN_SESSION_SECONDS": "60"}, "ADMIN_SESSION_SECONDS"),
+        ({"ADMIN_SIGNIN_FAILURES_PER_USERNAME": "0"}, "ADMIN_SIGNIN_FAILURES_PER_USERNAME"),
         ({"DJANGO_DEBUG": "0", "OIDC_RSA_PRIVATE_KEY": ""}, "OIDC_RSA_PRIVATE_KEY"),
         # Issue 24: a callback token of any length was accepted.
         ({"SMS_CALLBACK_TOKEN": "x" * 31}, "SMS_CALLBACK_TOKEN"),

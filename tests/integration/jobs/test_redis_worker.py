@@ -113,8 +113,8 @@ def test_a_silent_broker_costs_orders_nothing_and_every_sms_goes_out_once_it_ans
 @pytest.mark.parametrize(
     "lost",
     [
-        # Dramatiq requeues the dead worker's unacked message (heartbeat timeout + maintenance);
-        # the dispatcher sees the message still in Redis and leaves the row alone.
+        # The message stays in Redis, held by the dead worker: Dramatiq's maintenance requeues
+        # it, or the dispatcher's sweep publishes the row again (the worker's heartbeat is stale).
         False,
         # Redis lost the message (restart without persistence): the dispatcher's sweep finds the
         # row's message gone and publishes it again once the dead worker's lease has ended.
@@ -157,7 +157,10 @@ def test_worker_killed_mid_send_is_redelivered_and_sends_one_sms(
     assert requests[0].client_gone  # the killed worker never got an acceptance
     assert len(gateway.messages) == 1
     assert row.attempts == 2
-    assert ("no longer in the broker" in second.log) is lost
+    if lost:
+        assert "no longer in the broker" in second.log
+    # Else Dramatiq's maintenance or the dispatcher's sweep (the dead worker's heartbeat is
+    # stale) may requeue it first: either way one SMS, which is what is asserted above.
 
 
 def test_worker_liveness_follows_its_processes(redis_broker, worker_process):

@@ -27,3 +27,14 @@ def test_quickstart_prints_a_working_token_command(client):
     assert "/api/v1/customers/" in text
     response = client.get("/api/v1/customers/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_quickstart_prints_the_back_office_and_how_to_sign_in(client, django_user_model):
+    out = StringIO()
+    call_command("quickstart", no_serve=True, port=8123, stdout=out)
+    text = out.getvalue()
+    assert "Back-office: http://localhost:8123/admin/" in text
+    assert "uv run python manage.py createsuperuser" in text
+    # The page it names is the back-office's login page.
+    assert client.get("/admin/").url.startswith("/admin/login/")

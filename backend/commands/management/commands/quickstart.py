@@ -27,6 +27,7 @@ class Command(BaseCommand):
         base = f"http://localhost:{port}"
         if settings.OIDC_ISSUER:
             self.stdout.write(f"Tokens come from {settings.OIDC_ISSUER} (OIDC_ISSUER is set).")
+            self.stdout.write(self._back_office(base))
         else:
             client_id, secret = create_client(name="quickstart", scopes=SCOPES)
             # The docs page pre-fills OIDC_CLIENT_ID in Swagger UI's Authorize dialog: make it this
@@ -53,9 +54,24 @@ class Command(BaseCommand):
                         f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/customers/',
                         f"API docs: {base}/api/v1/docs (Authorize: client_id is pre-filled; "
                         f"client_secret: {secret})",
+                        self._back_office(base),
                         "",
                     ]
                 )
             )
         if not no_serve:
             call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
+
+    @staticmethod
+    def _back_office(base: str) -> str:
+        if not settings.ADMIN_ENABLED:
+            return "Back-office: off (ADMIN_ENABLED=0)."
+        if settings.OIDC_ISSUER and settings.OIDC_CLIENT_ID and settings.OIDC_CLIENT_SECRET:
+            values = ", ".join(settings.ADMIN_VIEWER_ROLES + settings.ADMIN_OPERATOR_ROLES)
+            how = (
+                f"sign in with {settings.OIDC_ISSUER} (the claim {settings.ADMIN_ROLES_CLAIM} must "
+                f"hold one of: {values}), or with a password from `manage.py createsuperuser`"
+            )
+        else:
+            how = "sign in with a password; create the first account with\n  uv run python manage.py createsuperuser"
+        return f"Back-office: {base}/admin/ ; {how}"
