@@ -463,6 +463,9 @@ OUTBOX_RECORD_RETRY_DELAYS_SECONDS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 # Dramatiq interrupts an attempt after this; the claim lease must outlast it plus one blocking
 # database statement, so no other worker can claim a row while its first attempt still runs.
 SMS_ACTOR_TIME_LIMIT_SECONDS: float = 60.0
+# Accepted sends are recorded together (every worker thread of a process), each at most this
+# long after it was accepted: the crash window in which an accepted SMS could be sent twice.
+SMS_RECORD_WINDOW_SECONDS: float = 0.1
 SMS_CLAIM_LEASE_SECONDS: float = 75.0
 # One message may carry several SMS (one claim statement and one broker round trip for all):
 # the rows a dispatcher pass publishes are spread over SMS_BATCH_SPREAD messages (the worker

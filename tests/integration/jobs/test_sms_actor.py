@@ -364,14 +364,17 @@ def test_a_batch_out_of_time_gives_the_rest_back(gateway_settings, settings):
     assert sorted(published) == sorted(ids[1:])
 
 
-def test_an_accepted_send_is_recorded_before_the_next_send_starts(gateway_settings):
+def test_an_accepted_send_is_recorded_while_the_next_send_hangs(gateway_settings, settings):
     """The worker killed while the gateway holds the second send of a batch: the first, which
-    AT already accepted, is `sent` by then, or it would be sent again after its lease (the
-    soak found this: the acceptance waited for the next send to end)."""
+    AT already accepted, is `sent` by then (within the record window), or it would be sent
+    again after its lease (the soak found this: the acceptance waited for the next send)."""
     from backend.jobs.sms import deliver_many
 
+    settings.SMS_RECORD_WINDOW_SECONDS = 0.05
+    settings.SMS_GATEWAY_READ_TIMEOUT_SECONDS = 10.0
+    settings.SMS_GATEWAY_DEADLINE_SECONDS = 12.0
     ids = [SmsNotification.objects.get(order_id=place()).pk for _ in range(2)]
-    gateway_settings.script(Reply(), Reply(delay=0.45))  # under the 0.5 s read timeout
+    gateway_settings.script(Reply(), Reply(delay=4.0))
 
     def work() -> None:
         try:
@@ -381,14 +384,35 @@ def test_an_accepted_send_is_recorded_before_the_next_send_starts(gateway_settin
 
     worker = threading.Thread(target=work)
     worker.start()
-    gateway_settings.wait_for_requests(2)  # the second send is held at the gateway now
-    first = SmsNotification.objects.get(pk=ids[0]).status  # a kill now decides its fate
-    worker.join(10)
+    held = gateway_settings.wait_for_requests(2)  # the second send is held at the gateway now
+    deadline = time.monotonic() + 3.0
+    while SmsNotification.objects.get(pk=ids[0]).status != "sent":
+        assert time.monotonic() < deadline, "the accepted send waited for the next one"
+        time.sleep(0.02)
+    assert not held[1].accepted  # still hanging: a kill now would lose nothing accepted
+    worker.join(15)
     assert not worker.is_alive()
-    assert first == "sent"
     assert set(SmsNotification.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
         "sent"
     }
+
+
+def test_fast_sends_are_recorded_together(gateway_settings, settings, monkeypatch):
+    from backend.jobs.sms import deliver_many
+
+    settings.SMS_RECORD_WINDOW_SECONDS = 5.0
+    sizes: list[int] = []
+    record = outbox.record_sends
+
+    def counted(sends):
+        sizes.append(len(sends))
+        return record(sends)
+
+    monkeypatch.setattr(outbox, "record_sends", counted)
+    ids = [SmsNotification.objects.get(order_id=place()).pk for _ in range(5)]
+
+    assert set(deliver_many(ids).values()) == {"sent"}
+    assert sizes == [5]  # one transaction for the five
 
 
 def test_an_interrupted_batch_still_records_what_was_accepted(
