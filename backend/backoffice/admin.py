@@ -317,11 +317,9 @@ class OrderAdmin(ActionsOnlyAdmin):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    """Create, edit and delete through backend/commands/customers.py. Django's admin wraps a
-    form's save in a transaction of its own, which a command handler (a durable transaction)
-    may not run inside: the change and delete views run without it (through Django's private
-    `_changeform_view` / `_delete_view`; tests/backoffice/test_django_admin_contract.py), the
-    handler being the transaction, and the audit entry is written once the handler committed."""
+    """Create, edit and delete through backend/commands/customers.py; the handler runs inside
+    the transaction Django's admin wraps each form in, so the change and its audit entry
+    commit together."""
 
     form = CustomerForm
     list_display = ("code", "name", "phone_number", "order_count", "updated_at", "orders_link")
@@ -379,7 +377,7 @@ class CustomerAdmin(admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         try:
-            return self._changeform_view(request, object_id, form_url, extra_context)
+            return super().changeform_view(request, object_id, form_url, extra_context)
         except DomainError as exc:  # lost a race after the form's checks: nothing was written
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
@@ -389,7 +387,7 @@ class CustomerAdmin(admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         try:
-            return self._delete_view(request, object_id, extra_context)
+            return super().delete_view(request, object_id, extra_context)
         except DomainError as exc:  # e.g. an order was placed since the confirmation page
             self.message_user(request, str(exc), messages.ERROR)
             url = reverse("admin:backoffice_customer_change", args=[object_id])
@@ -411,12 +409,8 @@ class CustomerAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
         obj._state.adding = False
 
-    def log_deletions(self, request: HttpRequest, queryset: Iterable[Model]) -> None:
-        """Written by `delete_model` once the handler has deleted (the admin calls this first)."""
-
     def delete_model(self, request: HttpRequest, obj: Customer) -> None:
         customers.delete_customer(customers.DeleteCustomer(customer_id=obj.pk))
-        super().log_deletions(request, [obj])
 
 
 # --- Webhook endpoints ----------------------------------------------------------------------------

@@ -215,5 +215,7 @@ def test_a_code_taken_after_the_form_was_checked_is_refused_by_the_handler(
 
     assert any("already exists" in m for m in messages_of(response)), messages_of(response)
     assert Customer.objects.get(pk=customer_id).code == "JANE"
-    assert [kind for kind, _ in events(endpoint, after=seen)] == ["customer.created"]  # the other
+    # No customer.updated: the form's transaction rolled back whole (the other customer's write
+    # shared this test's connection, so it went with it).
+    assert [kind for kind, _ in events(endpoint, after=seen)] == []
     assert audit() == []
